@@ -55,7 +55,7 @@ static BENCH_NORETURN BENCH_PRINTF(1, 2) void bench_fail(const char *fmt, ...)
 	va_list ap;
 
 	fprintf(stderr, "FAIL workload=%s variant=%s: ", bench_name,
-		BENCH_VARIANT);
+	        BENCH_VARIANT);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
@@ -144,7 +144,7 @@ static inline void bench_check(const void *p, size_t size, uint64_t tag)
 	for (off = BENCH_PAGE; off < last; off += BENCH_PAGE)
 		if (*(const uint64_t *)(b + off) != (tag ^ off))
 			bench_fail("block %p (%zu bytes): word at %zu changed",
-				   p, size, off);
+			           p, size, off);
 	if (last != 0 && *(const uint64_t *)(b + last) != ~tag)
 		bench_fail("block %p (%zu bytes): last word changed", p, size);
 }
@@ -176,11 +176,11 @@ static inline void bench_delete(void *p, size_t size)
 static inline void *bench_table(size_t bytes)
 {
 	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE,
-		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 
 	if (p == MAP_FAILED) {
 		fprintf(stderr, "bench: mmap(%zu): %s\n", bytes,
-			strerror(errno));
+		        strerror(errno));
 		exit(3);
 	}
 	return p;
@@ -211,7 +211,7 @@ typedef struct bench_opts {
 
 static inline bench_opts bench_init(const char *name, int argc, char **argv)
 {
-	bench_opts o = { 1, 0, 1.0 };
+	bench_opts o = {1, 0, 1.0};
 	const char *env = getenv("BENCH_SCALE");
 	int c;
 
@@ -230,14 +230,14 @@ static inline bench_opts bench_init(const char *name, int argc, char **argv)
 			o.scale = strtod(optarg, NULL);
 			break;
 		default:
-			fprintf(stderr,
-				"usage: %s [-t threads] [-n count] [-s scale]\n",
-				argv[0]);
+			fprintf(
+			    stderr,
+			    "usage: %s [-t threads] [-n count] [-s scale]\n",
+			    argv[0]);
 			exit(64);
 		}
 	}
-	if (o.threads < 1 || o.threads > 64 || o.count < 0 ||
-	    !(o.scale > 0)) {
+	if (o.threads < 1 || o.threads > 64 || o.count < 0 || !(o.scale > 0)) {
 		fprintf(stderr, "%s: bad option value\n", argv[0]);
 		exit(64);
 	}
@@ -252,7 +252,6 @@ static inline long bench_scaled(const bench_opts *o, long n)
 	return v < 1 ? 1 : (long)v;
 }
 
-
 /* Peak resident set size of the process so far, in KiB. */
 static inline long bench_maxrss_kb(void)
 {
@@ -264,8 +263,8 @@ static inline long bench_maxrss_kb(void)
 
 /* The machine-readable line run.sh reads; extra is "" or " key=value...". */
 static inline void bench_result(const char *workload, int threads,
-				double seconds, unsigned long long ops,
-				unsigned long long peak_live, const char *extra)
+                                double seconds, unsigned long long ops,
+                                unsigned long long peak_live, const char *extra)
 {
 	struct rusage ru;
 
@@ -275,8 +274,8 @@ static inline void bench_result(const char *workload, int threads,
 	       workload, BENCH_VARIANT, threads, seconds, ops, ru.ru_maxrss,
 	       peak_live, ru.ru_minflt,
 	       (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
-		       ((double)ru.ru_utime.tv_usec +
-			(double)ru.ru_stime.tv_usec) * 1e-6,
+	           ((double)ru.ru_utime.tv_usec + (double)ru.ru_stime.tv_usec) *
+	               1e-6,
 	       extra);
 	fflush(stdout);
 }

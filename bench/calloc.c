@@ -6,11 +6,11 @@
 #include "bench.h"
 
 enum {
-	LIVE = 8,                   /* buffers live at a time */
-	STEPS = 400,                /* calloc+free pairs at scale 1 */
+	LIVE = 8,    /* buffers live at a time */
+	STEPS = 300, /* calloc+free pairs at scale 1 */
 	MIN_SIZE = 32 * 1024,
 	MAX_SIZE = 4 * 1024 * 1024,
-	STRIDE = 256,               /* bytes between checked/written words */
+	STRIDE = 256, /* bytes between checked/written words */
 };
 
 static void buffer_use(unsigned char *b, size_t size, uint64_t tag)
@@ -19,11 +19,11 @@ static void buffer_use(unsigned char *b, size_t size, uint64_t tag)
 
 	if (b[size - 1] != 0)
 		bench_fail("calloc(1, %zu) = %p: last byte not zero", size,
-			   (void *)b);
+		           (void *)b);
 	for (off = 0; off + 8 <= size; off += STRIDE) {
 		if (*(uint64_t *)(b + off) != 0)
 			bench_fail("calloc(1, %zu) = %p: byte %zu not zero",
-				   size, (void *)b, off);
+			           size, (void *)b, off);
 		*(uint64_t *)(b + off) = tag ^ off;
 	}
 }
@@ -35,15 +35,15 @@ static void buffer_check(const unsigned char *b, size_t size, uint64_t tag)
 	for (off = 0; off + 8 <= size; off += 16 * STRIDE)
 		if (*(const uint64_t *)(b + off) != (tag ^ off))
 			bench_fail("buffer %p (%zu bytes): word at %zu changed",
-				   (const void *)b, size, off);
+			           (const void *)b, size, off);
 }
 
 int main(int argc, char **argv)
 {
 	bench_opts o = bench_init("calloc", argc, argv);
 	long steps = bench_scaled(&o, STEPS);
-	unsigned char *ptr[LIVE] = { 0 };
-	size_t size[LIVE] = { 0 };
+	unsigned char *ptr[LIVE] = {0};
+	size_t size[LIVE] = {0};
 	unsigned long long live = 0, peak = 0, ops = 0;
 	bench_rng r;
 	double t0, t1;
@@ -55,7 +55,8 @@ int main(int argc, char **argv)
 		size_t k = (size_t)i % LIVE;
 
 		if (ptr[k] != NULL) {
-			buffer_check(ptr[k], size[k], bench_tag(ptr[k], size[k]));
+			buffer_check(ptr[k], size[k],
+			             bench_tag(ptr[k], size[k]));
 			BENCH_FREE(ptr[k]);
 			live -= size[k];
 			ptr[k] = NULL;

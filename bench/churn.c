@@ -5,8 +5,8 @@
 #include "bench.h"
 
 enum {
-	LIVE = 10000,        /* live blocks */
-	STEPS = 10000000,    /* free+malloc replacements at scale 1 */
+	LIVE = 10000,     /* live blocks */
+	STEPS = 15000000, /* free+malloc replacements at scale 1 */
 	MIN_SIZE = 8,
 	MAX_SIZE = 512,
 };

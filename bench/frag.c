@@ -8,21 +8,21 @@
 #include "bench.h"
 
 enum {
-	TARGET = 32 * 1024 * 1024,  /* live bytes each phase fills up to */
-	MAX_BLOCKS = 1 << 20,       /* slot table size */
-	CYCLES = 3,                 /* passes over the phase list at scale 1 */
-	KEEP_PERCENT = 20,          /* survivors of each free sweep */
+	TARGET = 32 * 1024 * 1024, /* live bytes each phase fills up to */
+	MAX_BLOCKS = 1 << 20,      /* slot table size */
+	CYCLES = 3,                /* passes over the phase list at scale 1 */
+	KEEP_PERCENT = 20,         /* survivors of each free sweep */
 };
 
 static const struct phase {
 	uint32_t min, max;
 } phases[] = {
-	{ 16, 256 },          /* small objects */
-	{ 1024, 16384 },      /* buffers */
-	{ 64, 512 },          /* small again, other sizes */
-	{ 16384, 65536 },     /* big, still below the mmap threshold */
-	{ 8, 128 },           /* tiny */
-	{ 256, 4096 },        /* medium */
+    {16, 256},      /* small objects */
+    {1024, 16384},  /* buffers */
+    {64, 512},      /* small again, other sizes */
+    {16384, 65536}, /* big, still below the mmap threshold */
+    {8, 128},       /* tiny */
+    {256, 4096},    /* medium */
 };
 
 int main(int argc, char **argv)
@@ -73,7 +73,7 @@ int main(int argc, char **argv)
 	}
 	t1 = bench_now();
 	snprintf(extra, sizeof(extra), " rss_over_live=%.3f",
-		 (double)bench_maxrss_kb() * 1024.0 / (double)peak);
+	         (double)bench_maxrss_kb() * 1024.0 / (double)peak);
 	bench_result("frag", 1, t1 - t0, ops, peak, extra);
 	return 0;
 }

@@ -11,17 +11,17 @@
 #include "bench.h"
 
 enum {
-	SLOTS = 1000,          /* blocks a thread holds */
-	STEPS = 20000,         /* replacements per thread generation */
-	GENERATIONS = 600,     /* threads in each lineage at scale 1 */
+	SLOTS = 1000,      /* blocks a thread holds */
+	STEPS = 20000,     /* replacements per thread generation */
+	GENERATIONS = 600, /* threads in each lineage at scale 1 */
 	MIN_SIZE = 8,
 	MAX_SIZE = 1000,
 };
 
 typedef struct lineage {
 	int id;
-	long generations;      /* still to run, including the current one */
-	pthread_t prev;        /* thread to join (the predecessor) */
+	long generations; /* still to run, including the current one */
+	pthread_t prev;   /* thread to join (the predecessor) */
 	int has_prev;
 	void *ptr[SLOTS];
 	uint32_t size[SLOTS];
@@ -80,8 +80,8 @@ int main(int argc, char **argv)
 		bench_seed(&l[t].r, 6000 + (uint64_t)t);
 		sem_init(&l[t].done, 0, 0);
 		for (i = 0; i < SLOTS; i++) {
-			l[t].size[i] = (uint32_t)bench_range(&l[t].r, MIN_SIZE,
-							     MAX_SIZE);
+			l[t].size[i] =
+			    (uint32_t)bench_range(&l[t].r, MIN_SIZE, MAX_SIZE);
 			l[t].ptr[i] = bench_new(l[t].size[i]);
 			l[t].live += l[t].size[i];
 		}

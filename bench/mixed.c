@@ -6,8 +6,8 @@
 #include "bench.h"
 
 enum {
-	LIVE = 4000,         /* live blocks */
-	STEPS = 2000000,     /* free+malloc replacements at scale 1 */
+	LIVE = 4000,     /* live blocks */
+	STEPS = 2000000, /* free+malloc replacements at scale 1 */
 	MIN_SIZE = 8,
 	MAX_SIZE = 64 * 1024,
 };

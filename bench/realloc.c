@@ -9,16 +9,16 @@
 #include "bench.h"
 
 enum {
-	OBJECTS = 32,           /* objects growing at the same time */
-	TARGET = 1024 * 1024,   /* an object is freed when it reaches this */
-	LIFETIMES = 240,        /* objects grown to TARGET at scale 1 */
+	OBJECTS = 32,         /* objects growing at the same time */
+	TARGET = 1024 * 1024, /* an object is freed when it reaches this */
+	LIFETIMES = 240,      /* objects grown to TARGET at scale 1 */
 };
 
 typedef struct object {
 	unsigned char *p;
-	size_t len;       /* bytes written */
-	size_t cap;       /* bytes allocated */
-	size_t mark;      /* offset of the last check word written */
+	size_t len;  /* bytes written */
+	size_t cap;  /* bytes allocated */
+	size_t mark; /* offset of the last check word written */
 	uint64_t tag;
 } object;
 
@@ -29,7 +29,7 @@ static void object_check(const object *v, const char *when)
 	if (*(const uint64_t *)v->p != v->tag ||
 	    *(const uint64_t *)(v->p + v->mark) != (v->tag ^ v->mark))
 		bench_fail("object %p (%zu bytes) lost its contents %s",
-			   (void *)v->p, v->len, when);
+		           (void *)v->p, v->len, when);
 }
 
 static void object_grow(object *v, size_t want)
@@ -38,7 +38,7 @@ static void object_grow(object *v, size_t want)
 
 	if (q == NULL)
 		bench_fail("realloc(%p, %zu) returned NULL", (void *)v->p,
-			   want);
+		           want);
 	v->p = q;
 	v->cap = want;
 	ops++;
@@ -105,7 +105,7 @@ int main(int argc, char **argv)
 			object *v = &obj[i];
 			int is_string = i & 1;
 			size_t n = is_string ? bench_range(&r, 8, 200)
-					     : bench_range(&r, 64, 1024);
+			                     : bench_range(&r, 64, 1024);
 
 			live -= v->cap;
 			object_append(v, n, is_string);

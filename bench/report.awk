@@ -245,7 +245,7 @@ END {
 			continue
 		nwin++
 		if (mt[ko] > mt[kg])
-			worse = worse sprintf(" %s (%.2f x glibc)", cl[c], mt[ko] / mt[kg])
+			worse = worse sprintf(" %s (%.3f x glibc)", cl[c], mt[ko] / mt[kg])
 	}
 	if (worse != "")
 		missed("median time no worse than glibc on every workload; worse on:" worse)

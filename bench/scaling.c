@@ -59,8 +59,8 @@ int main(int argc, char **argv)
 		bench_delete(ptr[i], size[i]);
 	snprintf(name, sizeof(name), "scaling-%ld", nlive);
 	snprintf(extra, sizeof(extra), " live_blocks=%ld ns_per_pair=%.2f",
-		 nlive, (t1 - t0) * 1e9 / (double)pairs);
+	         nlive, (t1 - t0) * 1e9 / (double)pairs);
 	bench_result(name, 1, t1 - t0, 2 * (unsigned long long)pairs, peak,
-		     extra);
+	             extra);
 	return 0;
 }
