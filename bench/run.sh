@@ -194,11 +194,19 @@ run_one() { # round alloc variant preload label prog args
 	else
 		why="exit status $st"
 	fi
-	{
-		echo "- $2 on $5 (run $1): $why; reproduce: cd $bindir &&" \
-			"${4:+LD_PRELOAD=$4 }BENCH_SCALE=$BENCH_SCALE ./$6-$3 $7"
-		sed -n '1,5s/^/    /p' "$tmp/err"
-	} >>"$tmp/failures"
+	# the first failure of an allocator on a workload is kept in full,
+	# later ones are counted
+	f=$tmp/fail.$2.$5
+	if ! [ -f "$f" ]; then
+		echo "$2 $5" >>"$tmp/failures"
+		{
+			echo "$why"
+			echo "cd $bindir &&" \
+				"${4:+LD_PRELOAD=$4 }BENCH_SCALE=$BENCH_SCALE ./$6-$3${7:+ $7}"
+			sed -n '1,5p' "$tmp/err"
+		} >"$f"
+	fi
+	echo "$1 $why" >>"$f.runs"
 	echo "FAILED alloc=$2 case=$5 run=$1 status=$st" >>"$raw"
 	echo "bench: FAILED: $2 on $5: $why" >&2
 	nfail=$((nfail + 1))
@@ -208,6 +216,7 @@ run_one() { # round alloc variant preload label prog args
 # --- the rounds: every workload, allocators interleaved --------------------
 echo "bench: $runs rounds of$cases on$allocs (scale $BENCH_SCALE)" >&2
 start=$(date +%s)
+load0=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
 r=1
 while [ "$r" -le "$runs" ]; do
 	ci=0
@@ -260,9 +269,18 @@ fi
 	echo
 	echo "$(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -sr), $(nproc 2>/dev/null || echo ?) CPUs" \
 		"($(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo 2>/dev/null | head -n 1))," \
-		"load average $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)."
+		"load average $load0 at the start, $(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null) at the end."
 	echo "Median of $runs runs per cell, allocators interleaved within each round;" \
-		"BENCH_SCALE=$BENCH_SCALE."
+		"BENCH_SCALE=$BENCH_SCALE; $(($(date +%s) - start)) s in all."
+	# other work on the machine (a load average near or above the number
+	# of CPUs) makes the times, and above all the thread scaling, noisy
+	busy=$(awk -v l="${load0%% *}" -v n="$(nproc 2>/dev/null || echo 1)" \
+		'BEGIN { print (l + 0 >= n / 2) ? 1 : 0 }')
+	if [ "$busy" = 1 ]; then
+		echo
+		echo "**Warning**: the machine was busy when the run started" \
+			"(load average ${load0%% *}); timings and thread scaling are unreliable."
+	fi
 	echo
 	cat "$tmp/allocinfo"
 	if [ -s "$tmp/notes" ]; then
@@ -276,7 +294,18 @@ fi
 		echo
 		echo "## Failed runs"
 		echo
-		cat "$tmp/failures"
+		while read -r fa fc; do
+			f=$tmp/fail.$fa.$fc
+			n=$(wc -l <"$f.runs")
+			echo "- $fa on $fc: $(sed -n 1p "$f") in $n of $runs runs;" \
+				"reproduce: \`$(sed -n 2p "$f")\`"
+			if [ "$(wc -l <"$f")" -gt 2 ]; then
+				echo
+				echo '  ```'
+				sed -n '3,$s/^/  /p' "$f"
+				echo '  ```'
+			fi
+		done <"$tmp/failures"
 	fi
 } >"$report"
 cat "$report"
