@@ -65,6 +65,13 @@ function met(text) {
 END {
 	A = split(allocs, al, " ")
 	C = split(cases, cl, " ")
+	nwl = 0  # workloads, real programs apart
+	nprog = 0
+	for (c = 1; c <= C; c++)
+		if (cl[c] ~ /^prog-/)
+			nprog++
+		else
+			nwl++
 	for (c = 1; c <= C; c++) {
 		for (a = 1; a <= A; a++) {
 			key = cl[c] SUBSEP al[a]
@@ -78,6 +85,8 @@ END {
 	print ""
 	header("workload")
 	for (c = 1; c <= C; c++) {
+		if (cl[c] ~ /^prog-/)
+			continue
 		best = -1
 		for (a = 1; a <= A; a++) {
 			key = cl[c] SUBSEP al[a]
@@ -109,8 +118,8 @@ END {
 		if (tn[al[a]] > 0) {
 			g[al[a]] = exp(tlog[al[a]] / tn[al[a]])
 			cell = sprintf("%.3f", g[al[a]])
-			if (tn[al[a]] < C) {
-				cell = cell " (" tn[al[a]] "/" C " workloads)"
+			if (tn[al[a]] < nwl) {
+				cell = cell " (" tn[al[a]] "/" nwl " workloads)"
 				incomplete[al[a]] = 1
 			}
 		} else
@@ -125,6 +134,8 @@ END {
 	print ""
 	header("workload")
 	for (c = 1; c <= C; c++) {
+		if (cl[c] ~ /^prog-/)
+			continue
 		best = -1
 		for (a = 1; a <= A; a++) {
 			key = cl[c] SUBSEP al[a]
@@ -223,6 +234,53 @@ END {
 		print ""
 	}
 
+	# --- real programs (issue 6), run with LD_PRELOAD ---
+	if (nprog > 0) {
+		PA = 0
+		for (a = 1; a <= A; a++) {
+			for (c = 1; c <= C; c++)
+				if (cl[c] ~ /^prog-/ && (mt[cl[c], al[a]] > 0 || failed[cl[c], al[a]])) {
+					pal[++PA] = al[a]
+					break
+				}
+		}
+		if (PA > 0) {
+			print "## Real programs (median seconds, ratio to the best; median peak RSS in MiB)"
+			print ""
+			line = "| program |"
+			d = "|---|"
+			for (a = 1; a <= PA; a++) {
+				line = line " " pal[a] " |"
+				d = d "---:|"
+			}
+			print line
+			print d
+			for (c = 1; c <= C; c++) {
+				if (cl[c] !~ /^prog-/)
+					continue
+				best = -1
+				for (a = 1; a <= PA; a++) {
+					key = cl[c] SUBSEP pal[a]
+					if (mt[key] > 0 && !failed[key] && (best < 0 || mt[key] < best))
+						best = mt[key]
+				}
+				line = "| " substr(cl[c], 6) " |"
+				for (a = 1; a <= PA; a++) {
+					key = cl[c] SUBSEP pal[a]
+					if (failed[key])
+						cell = "FAILED"
+					else if (mt[key] <= 0)
+						cell = "-"
+					else
+						cell = sprintf("%.3f (%.2f); %.1f", mt[key], mt[key] / best, mr[key] / 1024)
+					line = line " " cell " |"
+				}
+				print line
+			}
+			print ""
+		}
+	}
+
 	# --- targets of issue 4 ---
 	os = "osalloc"
 	have_os = 0
@@ -236,6 +294,8 @@ END {
 	worse = ""
 	nwin = 0
 	for (c = 1; c <= C; c++) {
+		if (cl[c] ~ /^prog-/)
+			continue
 		ko = cl[c] SUBSEP os
 		kg = cl[c] SUBSEP "glibc"
 		if (failed[ko] || mt[ko] <= 0) {

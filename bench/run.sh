@@ -11,6 +11,7 @@
 #   BENCH_ALLOCATORS=...  only these (e.g. "osalloc glibc"); default: all found
 #   BENCH_CASES=...       only these workloads (e.g. "churn frag")
 #   BENCH_CALLGRIND=1     0 skips the instruction count of the fast path
+#   BENCH_REAL=1          0 skips the real programs (gcc, sqlite3)
 #   BENCH_OUT=DIR         where results.md and results.raw go (default BINDIR)
 #   BENCH_TOP_BUILDDIR    build tree holding lib/.libs (default BINDIR/..)
 #   BENCH_DROPIN_LIB=...  the drop-in libosalloc-malloc.so to preload
@@ -58,7 +59,9 @@ larson-t2:larson:-t 2
 frag:frag:
 scaling-1e3:scaling:-n 1000
 scaling-1e5:scaling:-n 100000
-scaling-1e6:scaling:-n 1000000'
+scaling-1e6:scaling:-n 1000000
+prog-gcc:@gcc:
+prog-sqlite3:@sqlite3:'
 
 cases=
 echo "$all_cases" >"$tmp/cases.all"
@@ -66,6 +69,16 @@ while IFS=: read -r label prog args; do
 	if [ -n "${BENCH_CASES:-}" ]; then
 		case " $BENCH_CASES " in *" $label "* | *" $prog "*) ;; *) continue ;; esac
 	fi
+	case $prog in
+	@*)
+		# real programs (issue 6), run by bench/timeit under LD_PRELOAD
+		[ "${BENCH_REAL:-1}" != 0 ] || continue
+		if ! command -v "${prog#@}" >/dev/null 2>&1; then
+			note "$label skipped: ${prog#@} is not installed"
+			continue
+		fi
+		;;
+	esac
 	echo "$label:$prog:$args" >>"$tmp/cases"
 	cases="$cases $label"
 done <"$tmp/cases.all"
@@ -172,22 +185,61 @@ else
 	tmo=
 fi
 
+# --- real programs: inputs, and how each is run --------------------------
+realc=$out/real-gcc.c
+awk -v n=80 -f "$here/real-gcc.awk" >"$realc"
+run_real() { # name label preload; sets repro, output in $tmp/prog.out
+	rlabel=$2
+	rpre=$3
+	case $1 in
+	gcc) set -- gcc -O2 -S -o - "$realc" ;;
+	sqlite3) set -- sqlite3 -init /dev/null :memory: ".read $here/real-sqlite.sql" ;;
+	esac
+	repro="./timeit -w $rlabel ${rpre:+-p $rpre }-- $*"
+	$tmo "$bindir/timeit" -w "$rlabel" ${rpre:+-p "$rpre"} -o "$tmp/prog.out" \
+		-- "$@" >"$tmp/out" 2>"$tmp/err"
+}
+
 # --- one run -------------------------------------------------------------
 nfail=0
 run_one() { # round alloc variant preload label prog args
-	exe=$bindir/$6-$3
-	if [ -n "$4" ]; then
-		env LD_PRELOAD="$4" $tmo "$exe" $7 >"$tmp/out" 2>"$tmp/err"
-	else
-		env -u LD_PRELOAD $tmo "$exe" $7 >"$tmp/out" 2>"$tmp/err"
-	fi
-	st=$?
+	why=
+	case $6 in
+	@*)
+		# a real program runs on the standard malloc only
+		[ "$3" = std ] || return 0
+		run_real "${6#@}" "$5" "$4"
+		st=$?
+		# every allocator must give the output of the first one
+		if [ "$st" -eq 0 ]; then
+			if ! [ -f "$tmp/ref.$5" ]; then
+				cp "$tmp/prog.out" "$tmp/ref.$5"
+				echo "$2" >"$tmp/ref.$5.by"
+			elif ! cmp -s "$tmp/prog.out" "$tmp/ref.$5"; then
+				st=1
+				why="output differs from that with $(cat "$tmp/ref.$5.by")"
+			fi
+		fi
+		;;
+	*)
+		exe=$bindir/$6-$3
+		repro="${4:+LD_PRELOAD=$4 }BENCH_SCALE=$BENCH_SCALE ./$6-$3${7:+ $7}"
+		if [ -n "$4" ]; then
+			env LD_PRELOAD="$4" $tmo "$exe" $7 >"$tmp/out" 2>"$tmp/err"
+		else
+			env -u LD_PRELOAD $tmo "$exe" $7 >"$tmp/out" 2>"$tmp/err"
+		fi
+		st=$?
+		;;
+	esac
 	line=$(grep '^RESULT ' "$tmp/out" | head -n 1)
 	if [ "$st" -eq 0 ] && [ -n "$line" ]; then
 		echo "alloc=$2 case=$5 run=$1 $line" >>"$raw"
 		return 0
 	fi
-	if [ "$st" -eq 124 ] && [ -n "$tmo" ]; then
+	if [ -n "$why" ]; then
+		:
+	elif [ "$st" -eq 124 ] && [ -n "$tmo" ]; then
 		why="hung (killed after ${timeout_s}s)"
 	elif [ "$st" -gt 128 ]; then
 		why="killed by SIG$(kill -l $((st - 128)) 2>/dev/null)"
@@ -201,8 +253,7 @@ run_one() { # round alloc variant preload label prog args
 		echo "$2 $5" >>"$tmp/failures"
 		{
 			echo "$why"
-			echo "cd $bindir &&" \
-				"${4:+LD_PRELOAD=$4 }BENCH_SCALE=$BENCH_SCALE ./$6-$3${7:+ $7}"
+			echo "cd $bindir && $repro"
 			sed -n '1,5p' "$tmp/err"
 		} >"$f"
 	fi
