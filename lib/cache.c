@@ -1,0 +1,241 @@
+/* cache.c - per-thread caches of small blocks, in front of the locked heap.
+ *
+ * A thread keeps singly linked stacks of free blocks per 16-byte size class
+ * (blocks up to OSA_CACHE_MAX_BLOCK).  The heap counts cached blocks as used.
+ * Links are stored xor the link key, and the block's second payload word holds
+ * a keyed check of the block address and the link: the check proves the link
+ * unmodified before it is followed, and marks the block as cached so a second
+ * free is recognised.  Refill and flush move batches under one lock
+ * acquisition.  The fast paths live in malloc.c; this file has the slow ones.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+__thread struct osa_tcache *osa_tcache_self
+    __attribute__((tls_model("initial-exec")));
+
+/* Every live cache, for statistics and fork. */
+static pthread_mutex_t list_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct osa_tcache *all;
+static unsigned long long dead_nalloc, dead_nfree;
+static pthread_key_t exit_key;
+static bool exit_key_ok;
+
+/* Threads without a cache point here: every head is NULL and every limit 0,
+ * so the fast paths always fall through to the heap. */
+static struct osa_tcache no_cache;
+
+enum { BATCH_BYTES = 4096, LIMIT_BYTES = 8192, LIMIT_MIN = 8, LIMIT_MAX = 64 };
+
+static void cache_destroy(void *arg);
+
+void osa_tcache_init(void)
+{
+	exit_key_ok = pthread_key_create(&exit_key, cache_destroy) == 0;
+}
+
+static unsigned class_limit(size_t cls)
+{
+	size_t n = LIMIT_BYTES / (cls * 16);
+	return (unsigned)(n < LIMIT_MIN ? LIMIT_MIN : n > LIMIT_MAX ? LIMIT_MAX : n);
+}
+
+/* Heap lock held. */
+struct osa_tcache *osa_tcache_create(void)
+{
+	if (!osa_opt.cache || osa_opt.zero || osa_opt.junk ||
+	    osa_opt.check >= 2 || !exit_key_ok) {
+		osa_tcache_self = &no_cache;
+		return NULL;
+	}
+	size_t dirty;
+	osa_block *b = osa_heap_alloc(
+	    osa_request_to_block(sizeof(struct osa_tcache)), &dirty);
+	if (!b)
+		return NULL; /* try again next time */
+	struct osa_tcache *tc = osa_block_to_ptr(b);
+	memset(tc, 0, sizeof *tc);
+	for (size_t c = 2; c < OSA_CACHE_CLASSES; c++)
+		tc->limit[c] = (uint16_t)class_limit(c);
+	if (pthread_setspecific(exit_key, tc) != 0) {
+		osa_heap_free(b);
+		osa_tcache_self = &no_cache;
+		return NULL;
+	}
+	pthread_mutex_lock(&list_lock);
+	tc->next = all;
+	if (all)
+		all->prev = tc;
+	all = tc;
+	pthread_mutex_unlock(&list_lock);
+	osa_tcache_self = tc;
+	return tc;
+}
+
+void osa_tcache_report_corrupt(const void *ptr)
+{
+	osa_fatal(osa_current_api, OSA_E_FREE_LIST, ptr);
+}
+
+static osa_block *pop(struct osa_tcache *tc, size_t cls)
+{
+	osa_block *b = tc->head[cls];
+	if (!b)
+		return NULL;
+	uintptr_t *w = (uintptr_t *)(b + 1);
+	if (OSA_UNLIKELY(w[1] != osa_link_check(b, w[0])))
+		osa_tcache_report_corrupt(osa_block_to_ptr(b));
+	tc->head[cls] = (osa_block *)(w[0] ^ osa_keys.link);
+	w[1] = 0;
+	__atomic_store_n(&tc->count[cls], tc->count[cls] - 1, __ATOMIC_RELAXED);
+	return b;
+}
+
+/* The cache of class cls is empty: fetch a batch, return one block's
+ * payload (NULL, ENOMEM when the heap has nothing). */
+void *osa_tcache_refill(struct osa_tcache *tc, size_t cls)
+{
+	size_t size = cls * 16, n = BATCH_BYTES / size, dirty;
+	if (n > tc->limit[cls] / 2u)
+		n = tc->limit[cls] / 2u;
+	osa_heap_lock_acquire();
+	osa_block *first = osa_heap_alloc(size, &dirty);
+	for (size_t i = 1; first && i < n; i++) {
+		osa_block *b = osa_heap_alloc(size, &dirty);
+		if (!b)
+			break;
+		/* A block can come out 16 bytes larger (no split). */
+		size_t c = osa_block_size(b) >> 4;
+		if (c >= OSA_CACHE_CLASSES) {
+			osa_heap_free(b);
+			break;
+		}
+		osa_tcache_push(tc, c, b);
+	}
+	osa_heap_lock_release();
+	if (!first) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return osa_block_to_ptr(first);
+}
+
+/* Releases half of class cls (or all when `everything`) to the heap. */
+static void flush(struct osa_tcache *tc, size_t cls, bool everything)
+{
+	unsigned keep = everything ? 0 : tc->limit[cls] / 2u;
+	osa_heap_lock_acquire();
+	while (tc->count[cls] > keep)
+		osa_heap_free(pop(tc, cls));
+	osa_heap_lock_release();
+}
+
+void osa_tcache_flush(struct osa_tcache *tc, size_t cls)
+{
+	flush(tc, cls, false);
+}
+
+/* Thread exit: everything back to the heap, without needing memory. */
+static void cache_destroy(void *arg)
+{
+	struct osa_tcache *tc = arg;
+	for (size_t c = 2; c < OSA_CACHE_CLASSES; c++)
+		if (tc->count[c])
+			flush(tc, c, true);
+	pthread_mutex_lock(&list_lock);
+	if (tc->prev)
+		tc->prev->next = tc->next;
+	else
+		all = tc->next;
+	if (tc->next)
+		tc->next->prev = tc->prev;
+	dead_nalloc += tc->nalloc;
+	dead_nfree += tc->nfree;
+	pthread_mutex_unlock(&list_lock);
+	osa_tcache_self = &no_cache;
+	osa_heap_lock_acquire();
+	osa_heap_free(osa_block_from_ptr(tc));
+	osa_heap_lock_release();
+}
+
+/* Flushes the calling thread's cache completely (tests, statistics). */
+void osa_tcache_flush_self(void)
+{
+	struct osa_tcache *tc = osa_tcache_self;
+	if (!tc || tc == &no_cache)
+		return;
+	for (size_t c = 2; c < OSA_CACHE_CLASSES; c++)
+		if (tc->count[c])
+			flush(tc, c, true);
+}
+
+int osa_tcache_check_self(void)
+{
+	struct osa_tcache *tc = osa_tcache_self;
+	if (!tc || tc == &no_cache)
+		return 0;
+	for (size_t c = 2; c < OSA_CACHE_CLASSES; c++) {
+		unsigned n = 0;
+		for (osa_block *b = tc->head[c]; b; n++) {
+			uintptr_t *w = (uintptr_t *)(b + 1);
+			if (n >= tc->count[c] || w[1] != osa_link_check(b, w[0]) ||
+			    !osa_header_ok(b) || osa_block_state(b) != OSA_USED ||
+			    osa_block_size(b) != c * 16) {
+				osa_report(OSA_API_HEAP_CHECK, OSA_E_FREE_LIST,
+					   osa_block_to_ptr(b));
+				return -1;
+			}
+			b = (osa_block *)(w[0] ^ osa_keys.link);
+		}
+		if (n != tc->count[c]) {
+			osa_report(OSA_API_HEAP_CHECK, OSA_E_STATE, tc);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+void osa_tcache_stats(struct os_mallinfo *info)
+{
+	unsigned long long na = dead_nalloc, nf = dead_nfree;
+	size_t cached = 0;
+	pthread_mutex_lock(&list_lock);
+	na = dead_nalloc;
+	nf = dead_nfree;
+	for (struct osa_tcache *tc = all; tc; tc = tc->next) {
+		na += __atomic_load_n(&tc->nalloc, __ATOMIC_RELAXED);
+		nf += __atomic_load_n(&tc->nfree, __ATOMIC_RELAXED);
+		for (size_t c = 2; c < OSA_CACHE_CLASSES; c++)
+			cached += c * 16u *
+				  __atomic_load_n(&tc->count[c], __ATOMIC_RELAXED);
+	}
+	pthread_mutex_unlock(&list_lock);
+	info->cached_bytes = cached;
+	info->alloc_calls += na;
+	info->free_calls += nf;
+}
+
+void osa_tcache_lock_all(void)
+{
+	pthread_mutex_lock(&list_lock);
+}
+
+/* In a fork child only the forking thread survives: the other caches'
+ * blocks are lost to the child (their memory stays used). */
+void osa_tcache_unlock_all(bool child)
+{
+	if (!child) {
+		pthread_mutex_unlock(&list_lock);
+		return;
+	}
+	pthread_mutex_init(&list_lock, NULL);
+	struct osa_tcache *self = osa_tcache_self;
+	if (self && self != &no_cache) {
+		self->next = self->prev = NULL;
+		all = self;
+	} else {
+		all = NULL;
+	}
+}

@@ -1,0 +1,795 @@
+/* heap.c - the brk heap: segments, blocks, best-fit bins, split, coalesce.
+ *
+ * Owns every block below the mmap threshold.  Memory comes in segments: the
+ * first is one sbrk of the preallocation size; later growth extends the
+ * segment in place when the break is still where we left it, and otherwise
+ * starts a new segment (sbrk elsewhere, or an mmap when brk fails).  Segments
+ * never merge.  Each segment ends in a fence header and keeps its free space
+ * at the end as a TOP block.  Free blocks live in segregated bins (exact 16-byte
+ * classes below 1 KiB, 8 per power of two above) found with a bitmap, so every
+ * operation is O(1) in the number of blocks.  Invariants: no two adjacent
+ * blocks are free; a free block's successor has PREV_FREE set; every block
+ * start has its pagemap bit.  All functions here run with osa_heap_lock held.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+pthread_mutex_t osa_heap_lock = PTHREAD_MUTEX_INITIALIZER;
+
+struct osa_segment {
+	uint64_t canary;          /* keyed with the segment's address */
+	struct osa_segment *next; /* all segments, newest first */
+	uintptr_t end;            /* one past the fence */
+	osa_block *top;           /* the TOP block, NULL once retired */
+	uintptr_t clean_from;     /* bytes from here to the fence are zero */
+	size_t length;            /* bytes obtained for this segment */
+	bool from_mmap;
+};
+
+enum {
+	SEG_HDR = (sizeof(struct osa_segment) + 15) & ~15,
+	BINMAP_WORDS = (OSA_NBINS + 63) / 64,
+	TRIM_MIN = 64 * 1024, /* do not madvise less than this */
+};
+
+static struct {
+	uint64_t canary_head;
+	osa_block *bins[OSA_NBINS];
+	uint64_t binmap[BINMAP_WORDS];
+	struct osa_segment *segs; /* newest first */
+	struct osa_segment *cur;  /* the one with a TOP block we carve from */
+	size_t heap_bytes, free_bytes, used_bytes, nsegs;
+	uint64_t canary_tail;
+} H;
+
+static __thread bool in_heap; /* recursion guard (signal handlers) */
+
+/* ---- state integrity and locking ---- */
+
+static uint64_t state_canary(const void *where)
+{
+	return osa_mix((uintptr_t)where ^ osa_keys.canary);
+}
+
+OSA_COLD OSA_NORETURN static void heap_corrupt(enum osa_cause cause,
+					       const void *p)
+{
+	osa_fatal(osa_current_api, cause, p);
+}
+
+void osa_heap_lock_acquire(void)
+{
+	if (OSA_UNLIKELY(in_heap))
+		osa_fatal(osa_current_api, OSA_E_RECURSIVE, NULL);
+	pthread_mutex_lock(&osa_heap_lock);
+	in_heap = true;
+	if (OSA_UNLIKELY(H.canary_head != state_canary(&H.canary_head) ||
+			 H.canary_tail != state_canary(&H.canary_tail))) {
+		if (H.canary_head == 0 && H.canary_tail == 0 && !H.segs) {
+			H.canary_head = state_canary(&H.canary_head);
+			H.canary_tail = state_canary(&H.canary_tail);
+		} else {
+			heap_corrupt(OSA_E_STATE, &H);
+		}
+	}
+}
+
+void osa_heap_lock_release(void)
+{
+	in_heap = false;
+	pthread_mutex_unlock(&osa_heap_lock);
+}
+
+void osa_heap_after_fork_child(void)
+{
+	pthread_mutex_init(&osa_heap_lock, NULL);
+	in_heap = false;
+}
+
+/* used_bytes is written under the lock, read by statistics anywhere. */
+static void used_add(ptrdiff_t delta)
+{
+	size_t v = H.used_bytes + (size_t)delta;
+	__atomic_store_n(&H.used_bytes, v, __ATOMIC_RELAXED);
+	if (delta > 0)
+		osa_stats_note_in_use(v + osa_large_bytes());
+}
+
+size_t osa_heap_used_bytes(void)
+{
+	return __atomic_load_n(&H.used_bytes, __ATOMIC_RELAXED);
+}
+
+/* ---- blocks ---- */
+
+static osa_block *block_at(uintptr_t a)
+{
+	return (osa_block *)a;
+}
+static osa_block *block_next(const osa_block *b)
+{
+	return block_at((uintptr_t)b + osa_block_size(b));
+}
+static uintptr_t block_flags(const osa_block *b)
+{
+	return osa_load(&b->word) & (OSA_PREV_FREE | OSA_PREV_MIN);
+}
+static uintptr_t *block_words(osa_block *b)
+{
+	return (uintptr_t *)(b + 1); /* payload words */
+}
+static void start_set(osa_block *b)
+{
+	osa_pagemap_set((uintptr_t)osa_block_to_ptr(b));
+}
+static void start_clear(osa_block *b)
+{
+	osa_pagemap_clear((uintptr_t)osa_block_to_ptr(b));
+}
+
+/* Verifies a neighbour's header before it is trusted or rewritten. */
+static void verify_next(const osa_block *next)
+{
+	if (OSA_UNLIKELY(!osa_header_ok(next)))
+		heap_corrupt(OSA_E_NEXT_HEADER, osa_block_to_ptr(next));
+}
+
+/* Rewrites next's PREV_* flags to describe its predecessor. */
+static void set_prev_flags(osa_block *next, uintptr_t flags)
+{
+	verify_next(next);
+	uintptr_t w = osa_load(&next->word) & ~(OSA_PREV_FREE | OSA_PREV_MIN);
+	osa_header_set(next, w | flags);
+}
+
+static uintptr_t prev_flags_for(size_t free_size)
+{
+	return OSA_PREV_FREE | (free_size == OSA_MIN_BLOCK ? OSA_PREV_MIN : 0);
+}
+
+/* ---- bins ---- */
+
+static unsigned bin_index(size_t size)
+{
+	if (size < 1024)
+		return (unsigned)(size >> 4);
+	unsigned fl = 63u - (unsigned)__builtin_clzll(size);
+	unsigned sl = (unsigned)(size >> (fl - OSA_SUB_BITS)) &
+		      ((1u << OSA_SUB_BITS) - 1);
+	unsigned idx = OSA_EXACT_BINS + ((fl - 10) << OSA_SUB_BITS) + sl;
+	assert(idx < OSA_NBINS && "block size beyond the bin table");
+	return idx;
+}
+
+static uintptr_t link_code(const uintptr_t *field)
+{
+	return osa_keys.link ^ (uintptr_t)field;
+}
+
+static osa_block *link_get(osa_block *b, int which)
+{
+	uintptr_t *f = &block_words(b)[which];
+	return block_at(*f ^ link_code(f));
+}
+
+static void link_put(osa_block *b, int which, osa_block *v)
+{
+	uintptr_t *f = &block_words(b)[which];
+	*f = (uintptr_t)v ^ link_code(f);
+}
+
+/* A decoded link must lead to a free block start before it is followed. */
+static void check_link(osa_block *from, osa_block *to)
+{
+	if (!to)
+		return;
+	uintptr_t a = (uintptr_t)to;
+	if ((a & 15) || !osa_pagemap_is_start(a + OSA_HDR) ||
+	    !osa_header_ok(to) || osa_block_state(to) != OSA_FREE)
+		heap_corrupt(OSA_E_FREE_LIST, osa_block_to_ptr(from));
+}
+
+enum { LINK_NEXT = 0, LINK_PREV = 1 };
+
+static void bin_insert(osa_block *b, size_t size)
+{
+	unsigned i = bin_index(size);
+	osa_block *head = H.bins[i];
+	link_put(b, LINK_NEXT, head);
+	link_put(b, LINK_PREV, NULL);
+	if (head)
+		link_put(head, LINK_PREV, b);
+	H.bins[i] = b;
+	H.binmap[i >> 6] |= (uint64_t)1 << (i & 63);
+}
+
+/* Unlinks a free block, verifying both links point back at it. */
+static void bin_remove(osa_block *b)
+{
+	unsigned i = bin_index(osa_block_size(b));
+	osa_block *next = link_get(b, LINK_NEXT);
+	osa_block *prev = link_get(b, LINK_PREV);
+	check_link(b, next);
+	check_link(b, prev);
+	if ((next && link_get(next, LINK_PREV) != b) ||
+	    (prev ? link_get(prev, LINK_NEXT) != b : H.bins[i] != b))
+		heap_corrupt(OSA_E_FREE_LIST, osa_block_to_ptr(b));
+	if (next)
+		link_put(next, LINK_PREV, prev);
+	if (prev)
+		link_put(prev, LINK_NEXT, next);
+	else
+		H.bins[i] = next;
+	if (!H.bins[i])
+		H.binmap[i >> 6] &= ~((uint64_t)1 << (i & 63));
+}
+
+/* Makes b a free block of `size` in a bin: header, footer, links, the
+ * successor's flags.  `flags` are b's own PREV_* flags. */
+enum { JUNK_BYTE = 0xdf };
+
+/* With junk=1 a free block's payload, but for its links and footer, holds
+ * JUNK_BYTE; [*from, *to) is that range. */
+static bool junk_range(osa_block *b, size_t size, unsigned char **from,
+		       unsigned char **to)
+{
+	*from = (unsigned char *)b + OSA_HDR + 2 * sizeof(uintptr_t);
+	*to = (unsigned char *)b + size - sizeof(uintptr_t);
+	return *to > *from;
+}
+
+static void junk_fill(osa_block *b, size_t size)
+{
+	unsigned char *from, *to;
+	if (junk_range(b, size, &from, &to))
+		memset(from, JUNK_BYTE, (size_t)(to - from));
+}
+
+static void junk_verify(osa_block *b)
+{
+	unsigned char *from, *to;
+	if (!junk_range(b, osa_block_size(b), &from, &to))
+		return;
+	for (unsigned char *q = from; q < to; q++)
+		if (*q != JUNK_BYTE)
+			heap_corrupt(OSA_E_WRITE_AFTER_FREE,
+				     osa_block_to_ptr(b));
+}
+
+static void make_free(osa_block *b, size_t size, uintptr_t flags)
+{
+	assert(size >= OSA_MIN_BLOCK && size % 16 == 0);
+	if (OSA_UNLIKELY(osa_opt.junk))
+		junk_fill(b, size);
+	osa_header_set(b, size | flags | OSA_FREE);
+	if (size > OSA_MIN_BLOCK)
+		((uintptr_t *)((uintptr_t)b + size))[-1] = size;
+	bin_insert(b, size);
+	set_prev_flags(block_at((uintptr_t)b + size), prev_flags_for(size));
+	H.free_bytes += size;
+}
+
+/* Takes b out of its bin (it stops being free). */
+static void take_free(osa_block *b)
+{
+	bin_remove(b);
+	H.free_bytes -= osa_block_size(b);
+}
+
+static int bin_next_nonempty(unsigned from)
+{
+	for (unsigned w = from >> 6; w < BINMAP_WORDS; w++) {
+		uint64_t bits = H.binmap[w];
+		if (w == from >> 6)
+			bits &= ~(uint64_t)0 << (from & 63);
+		if (bits)
+			return (int)(w * 64 + (unsigned)__builtin_ctzll(bits));
+	}
+	return -1;
+}
+
+/* Best block of bin i for `size`: an exact bin's head, or the smallest of
+ * the first OSA_BESTFIT_SCAN blocks that fit in a ranged bin. */
+static osa_block *bin_best(unsigned i, size_t size)
+{
+	osa_block *b = H.bins[i], *best = NULL;
+	if (i < OSA_EXACT_BINS)
+		return b;
+	for (int n = 0; b && n < OSA_BESTFIT_SCAN; n++) {
+		size_t s = osa_block_size(b);
+		if (s >= size && (!best || s < osa_block_size(best))) {
+			best = b;
+			if (s == size)
+				break;
+		}
+		osa_block *next = link_get(b, LINK_NEXT);
+		check_link(b, next);
+		b = next;
+	}
+	return best;
+}
+
+static osa_block *bins_find(size_t size)
+{
+	unsigned i = bin_index(size);
+	if (H.bins[i]) {
+		osa_block *b = bin_best(i, size);
+		if (b)
+			return b;
+	}
+	int j = bin_next_nonempty(i + 1);
+	return j < 0 ? NULL : bin_best((unsigned)j, size);
+}
+
+/* ---- segments ---- */
+
+static void seg_check(const struct osa_segment *s)
+{
+	if (OSA_UNLIKELY(s->canary != state_canary(s)))
+		heap_corrupt(OSA_E_STATE, s);
+}
+
+static osa_block *seg_first(const struct osa_segment *s)
+{
+	return block_at((uintptr_t)s + SEG_HDR);
+}
+
+static osa_block *seg_fence(const struct osa_segment *s)
+{
+	return block_at(s->end - OSA_HDR);
+}
+
+/* The current segment's TOP becomes an ordinary free block. */
+static void retire_top(struct osa_segment *s)
+{
+	osa_block *t = s->top;
+	if (!t)
+		return;
+	size_t size = osa_block_size(t);
+	H.free_bytes -= size; /* make_free counts it again */
+	s->top = NULL;
+	make_free(t, size, block_flags(t));
+}
+
+/* Lays out a new segment on [base, base+len). */
+static bool seg_create(uintptr_t base, size_t len, bool from_mmap)
+{
+	uintptr_t b = osa_align_up(base, 16);
+	uintptr_t end = (base + len) & ~(uintptr_t)15;
+	if (end < b + SEG_HDR + OSA_MIN_BLOCK + OSA_HDR ||
+	    !osa_pagemap_reserve(b, end))
+		return false;
+	struct osa_segment *s = (struct osa_segment *)b;
+	s->canary = state_canary(s);
+	s->end = end;
+	s->length = len;
+	s->from_mmap = from_mmap;
+	osa_block *t = seg_first(s);
+	osa_header_set(t, (end - OSA_HDR - (uintptr_t)t) | OSA_TOP);
+	osa_header_set(seg_fence(s), OSA_HDR | OSA_FENCE);
+	start_set(t);
+	s->top = t;
+	s->clean_from = (uintptr_t)osa_block_to_ptr(t);
+	if (H.cur)
+		retire_top(H.cur);
+	s->next = H.segs;
+	H.segs = s;
+	H.cur = s;
+	H.nsegs++;
+	H.heap_bytes += len;
+	H.free_bytes += osa_block_size(t);
+	return true;
+}
+
+/* Extends segment s by `len` bytes that the break gave at s->end. */
+static void seg_extend(struct osa_segment *s, size_t len)
+{
+	osa_block *fence = seg_fence(s);
+	uintptr_t new_end = s->end + len;
+	osa_block *t = s->top;
+	assert(t && block_next(t) == fence && "TOP ends at the fence");
+	memset(fence, 0, OSA_HDR); /* keeps the clean region's promise */
+	if (s->clean_from > (uintptr_t)fence)
+		s->clean_from = (uintptr_t)fence;
+	s->end = new_end;
+	s->length += len;
+	osa_header_set(t, (osa_block_size(t) + len) | OSA_TOP |
+			      block_flags(t));
+	osa_header_set(seg_fence(s), OSA_HDR | OSA_FENCE);
+	H.heap_bytes += len;
+	H.free_bytes += len;
+}
+
+/* Gets at least `need` more bytes for the TOP block.  False with ENOMEM. */
+static bool heap_grow(size_t need)
+{
+	struct osa_segment *s = H.cur;
+	size_t floor = s ? OSA_GROW_MIN : osa_opt.heap_prealloc;
+	size_t want = osa_align_up(need + SEG_HDR + 4 * OSA_HDR, OSA_PAGE);
+	if (want < floor)
+		want = floor;
+	if (!s || !s->from_mmap) {
+		uintptr_t brk_now = (uintptr_t)osa_sys_sbrk(0);
+		if (brk_now != (uintptr_t)-1 &&
+		    osa_pagemap_reserve(brk_now, brk_now + want + OSA_PAGE)) {
+			/* Another party may move the break at any time: what
+			 * sbrk returns decides, not what we saw above. */
+			uintptr_t p = (uintptr_t)osa_sys_sbrk((intptr_t)want);
+			if (p != (uintptr_t)-1) {
+				if (s && p == s->end && s->top) {
+					seg_extend(s, want);
+					return true;
+				}
+				if (seg_create(p, want, false))
+					return true;
+				/* Too little or unmappable: leave it. */
+			}
+		}
+	}
+	/* brk refused or is obstructed: an mmap'd segment. */
+	size_t len = want > (1u << 20) ? want : (1u << 20);
+	void *m = osa_sys_mmap(len);
+	if (m && seg_create((uintptr_t)m, len, true))
+		return true;
+	if (m)
+		osa_sys_munmap(m, len);
+	errno = ENOMEM;
+	return false;
+}
+
+/* Releases the pages of a large TOP back to the OS (they read as zero
+ * afterwards), keeping OSA_TRIM_KEEP bytes ready. */
+static void maybe_trim(struct osa_segment *s)
+{
+	osa_block *t = s->top;
+	if (!t || osa_block_size(t) < OSA_TRIM_THRESHOLD)
+		return;
+	uintptr_t from = osa_align_up((uintptr_t)t + OSA_HDR + OSA_TRIM_KEEP,
+				      OSA_PAGE);
+	uintptr_t to = (s->end - OSA_HDR) & ~(uintptr_t)(OSA_PAGE - 1);
+	if (to > s->clean_from)
+		to = osa_align_up(s->clean_from, OSA_PAGE);
+	if (to <= from || to - from < TRIM_MIN)
+		return;
+	if (osa_sys_madvise_free((void *)from, to - from) == 0 &&
+	    s->clean_from > from)
+		s->clean_from = from;
+}
+
+static struct osa_segment *seg_of_top(const osa_block *t)
+{
+	if (H.cur && H.cur->top == t) {
+		seg_check(H.cur);
+		return H.cur;
+	}
+	heap_corrupt(OSA_E_STATE, osa_block_to_ptr(t));
+}
+
+/* ---- allocation ---- */
+
+/* Turns free block b (already out of its bin, `bsize` bytes) into a USED
+ * block of `size`, the rest becoming a free block. */
+static void use_block(osa_block *b, size_t bsize, size_t size)
+{
+	uintptr_t flags = block_flags(b);
+	if (bsize - size >= OSA_MIN_BLOCK) {
+		osa_block *rem = block_at((uintptr_t)b + size);
+		osa_header_set(b, size | flags | OSA_USED);
+		start_set(rem);
+		make_free(rem, bsize - size, 0);
+	} else {
+		size = bsize;
+		osa_header_set(b, size | flags | OSA_USED);
+		set_prev_flags(block_next(b), 0);
+	}
+	used_add((ptrdiff_t)size);
+}
+
+static osa_block *carve_top(size_t size, size_t *dirty)
+{
+	struct osa_segment *s = H.cur;
+	osa_block *t = s->top;
+	size_t tsize = osa_block_size(t);
+	assert(tsize >= size + OSA_MIN_BLOCK && "TOP has room");
+	osa_block *nt = block_at((uintptr_t)t + size);
+	osa_header_set(t, size | block_flags(t) | OSA_USED);
+	osa_header_set(nt, (tsize - size) | OSA_TOP);
+	start_set(nt);
+	s->top = nt;
+	uintptr_t p = (uintptr_t)osa_block_to_ptr(t);
+	*dirty = s->clean_from > p ? s->clean_from - p : 0;
+	if (s->clean_from < (uintptr_t)nt + OSA_HDR)
+		s->clean_from = (uintptr_t)nt + OSA_HDR;
+	H.free_bytes -= size;
+	used_add((ptrdiff_t)size);
+	return t;
+}
+
+osa_block *osa_heap_alloc(size_t size, size_t *dirty)
+{
+	assert(size >= OSA_MIN_BLOCK && size % 16 == 0);
+	osa_block *b = bins_find(size);
+	if (b) {
+		size_t bsize = osa_block_size(b);
+		if (OSA_UNLIKELY(osa_opt.junk))
+			junk_verify(b);
+		take_free(b);
+		use_block(b, bsize, size);
+		*dirty = osa_block_size(b) - OSA_HDR;
+		return b;
+	}
+	if (!H.cur || !H.cur->top ||
+	    osa_block_size(H.cur->top) < size + OSA_MIN_BLOCK) {
+		size_t have = H.cur && H.cur->top ? osa_block_size(H.cur->top)
+						  : 0;
+		if (!heap_grow(size + OSA_MIN_BLOCK - have))
+			return NULL;
+		if (osa_block_size(H.cur->top) < size + OSA_MIN_BLOCK &&
+		    !heap_grow(size + OSA_MIN_BLOCK))
+			return NULL;
+	}
+	return carve_top(size, dirty);
+}
+
+/* ---- free ---- */
+
+static osa_block *prev_free_block(osa_block *b)
+{
+	uintptr_t flags = block_flags(b);
+	size_t psize = (flags & OSA_PREV_MIN) ? OSA_MIN_BLOCK
+					      : ((uintptr_t *)b)[-1];
+	osa_block *prev = block_at((uintptr_t)b - psize);
+	if (psize < OSA_MIN_BLOCK || psize % 16 || psize > (uintptr_t)b ||
+	    !osa_pagemap_is_start((uintptr_t)osa_block_to_ptr(prev)) ||
+	    !osa_header_ok(prev) || osa_block_state(prev) != OSA_FREE ||
+	    osa_block_size(prev) != psize)
+		heap_corrupt(OSA_E_FREE_LIST, osa_block_to_ptr(b));
+	return prev;
+}
+
+void osa_heap_free(osa_block *b)
+{
+	size_t size = osa_block_size(b);
+	osa_block *next = block_at((uintptr_t)b + size);
+	verify_next(next);
+	used_add(-(ptrdiff_t)size);
+	if (block_flags(b) & OSA_PREV_FREE) {
+		osa_block *prev = prev_free_block(b);
+		take_free(prev);
+		start_clear(b);
+		size += osa_block_size(prev);
+		b = prev;
+	}
+	uintptr_t flags = block_flags(b);
+	switch (osa_block_state(next)) {
+	case OSA_FREE:
+		take_free(next);
+		start_clear(next);
+		size += osa_block_size(next);
+		break;
+	case OSA_TOP: {
+		struct osa_segment *s = seg_of_top(next);
+		start_clear(next);
+		osa_header_set(b, (size + osa_block_size(next)) | flags |
+				      OSA_TOP);
+		s->top = b;
+		H.free_bytes += size;
+		maybe_trim(s);
+		return;
+	}
+	default:
+		break;
+	}
+	make_free(b, size, flags);
+}
+
+/* ---- resize in place ---- */
+
+/* Gives the tail of b beyond `size` back to the heap. */
+static void shrink_to(osa_block *b, size_t size)
+{
+	size_t bsize = osa_block_size(b);
+	if (bsize - size < OSA_MIN_BLOCK)
+		return;
+	osa_block *rem = block_at((uintptr_t)b + size);
+	osa_header_set(b, size | block_flags(b) | OSA_USED);
+	osa_header_set(rem, (bsize - size) | OSA_USED);
+	start_set(rem);
+	osa_heap_free(rem);
+}
+
+bool osa_heap_resize(osa_block *b, size_t size)
+{
+	size_t bsize = osa_block_size(b);
+	if (size <= bsize) {
+		shrink_to(b, size);
+		return true;
+	}
+	osa_block *next = block_next(b);
+	verify_next(next);
+	unsigned st = osa_block_state(next);
+	if (st == OSA_FREE && bsize + osa_block_size(next) >= size) {
+		size_t total = bsize + osa_block_size(next);
+		take_free(next);
+		start_clear(next);
+		used_add(-(ptrdiff_t)bsize);
+		osa_header_set(b, total | block_flags(b) | OSA_FREE);
+		use_block(b, total, size);
+		return true;
+	}
+	if (st != OSA_TOP)
+		return false;
+	struct osa_segment *s = seg_of_top(next);
+	size_t have = bsize + osa_block_size(next);
+	if (have < size + OSA_MIN_BLOCK) {
+		if (s->from_mmap || !heap_grow(size + OSA_MIN_BLOCK - have) ||
+		    H.cur != s)
+			return false; /* a new segment cannot help in place */
+		next = s->top;
+	}
+	/* Absorb the whole TOP, then cut a new TOP after `size`. */
+	size_t tsize = osa_block_size(next);
+	start_clear(next);
+	osa_block *nt = block_at((uintptr_t)b + size);
+	size_t nsize = bsize + tsize - size;
+	osa_header_set(b, size | block_flags(b) | OSA_USED);
+	osa_header_set(nt, nsize | OSA_TOP);
+	start_set(nt);
+	s->top = nt;
+	if (s->clean_from < (uintptr_t)nt + OSA_HDR)
+		s->clean_from = (uintptr_t)nt + OSA_HDR;
+	H.free_bytes -= size - bsize;
+	used_add((ptrdiff_t)(size - bsize));
+	return true;
+}
+
+osa_block *osa_heap_alloc_aligned(size_t size, size_t align)
+{
+	size_t dirty;
+	osa_block *b = osa_heap_alloc(size + align + OSA_MIN_BLOCK, &dirty);
+	if (!b)
+		return NULL;
+	uintptr_t p = (uintptr_t)osa_block_to_ptr(b);
+	if (p % align) {
+		uintptr_t ap = osa_align_up(p + OSA_MIN_BLOCK, align);
+		osa_block *nb = osa_block_from_ptr((void *)ap);
+		size_t front = (uintptr_t)nb - (uintptr_t)b;
+		size_t bsize = osa_block_size(b);
+		osa_header_set(nb, (bsize - front) | OSA_USED);
+		start_set(nb);
+		osa_header_set(b, front | block_flags(b) | OSA_USED);
+		osa_heap_free(b); /* the front goes back, nb stays used */
+		b = nb;
+	}
+	shrink_to(b, size);
+	return b;
+}
+
+/* ---- queries ---- */
+
+void osa_heap_verify_used(const osa_block *b)
+{
+	if (!osa_header_ok(b))
+		heap_corrupt(OSA_E_HEADER, osa_block_to_ptr(b));
+	unsigned st = osa_block_state(b);
+	if (st == OSA_FREE || st == OSA_TOP)
+		heap_corrupt(OSA_E_DOUBLE_FREE, osa_block_to_ptr(b));
+	if (st != OSA_USED)
+		heap_corrupt(OSA_E_HEADER, osa_block_to_ptr(b));
+	verify_next(block_next(b));
+}
+
+bool osa_heap_contains(uintptr_t ptr)
+{
+	for (struct osa_segment *s = H.segs; s; s = s->next)
+		if (ptr >= (uintptr_t)s && ptr < s->end)
+			return true;
+	return false;
+}
+
+void osa_heap_stats(struct os_mallinfo *info)
+{
+	info->heap_bytes = H.heap_bytes;
+	info->heap_segments = H.nsegs;
+	info->heap_free_bytes = H.free_bytes;
+	info->in_use_bytes += H.used_bytes;
+}
+
+/* ---- full check ---- */
+
+static int check_fail(enum osa_cause cause, const void *p)
+{
+	osa_report(OSA_API_HEAP_CHECK, cause, p);
+	return -1;
+}
+
+/* Walks one segment's blocks; counts free blocks and bytes. */
+static int check_segment(const struct osa_segment *s, size_t *nfree,
+			 size_t *free_bytes, size_t *used_bytes)
+{
+	if (s->canary != state_canary(s))
+		return check_fail(OSA_E_STATE, s);
+	osa_block *b = seg_first(s), *fence = seg_fence(s);
+	bool prev_free = false;
+	size_t prev_size = 0;
+	while (b != fence) {
+		void *p = osa_block_to_ptr(b);
+		size_t size = osa_block_size(b);
+		unsigned st = osa_block_state(b);
+		if (!osa_header_ok(b) || size < OSA_MIN_BLOCK ||
+		    (uintptr_t)b + size > (uintptr_t)fence || st == OSA_FENCE)
+			return check_fail(OSA_E_HEADER, p);
+		if (!osa_pagemap_is_start((uintptr_t)p))
+			return check_fail(OSA_E_STATE, p);
+		uintptr_t want = prev_free ? prev_flags_for(prev_size) : 0;
+		if (block_flags(b) != want)
+			return check_fail(OSA_E_HEADER, p);
+		if (st == OSA_FREE) {
+			if (prev_free || (size > OSA_MIN_BLOCK &&
+					  ((uintptr_t *)block_next(b))[-1] != size))
+				return check_fail(OSA_E_FREE_LIST, p);
+			(*nfree)++;
+			*free_bytes += size;
+		} else if (st == OSA_TOP) {
+			if (s->top != b || block_next(b) != fence || prev_free)
+				return check_fail(OSA_E_STATE, p);
+			*free_bytes += size;
+		} else {
+			*used_bytes += size;
+		}
+		for (uintptr_t q = (uintptr_t)p + 16; q < (uintptr_t)p + size;
+		     q += 16)
+			if (osa_pagemap_is_start(q))
+				return check_fail(OSA_E_STATE, (void *)q);
+		prev_free = st == OSA_FREE;
+		prev_size = size;
+		b = block_next(b);
+	}
+	if (!osa_header_ok(fence) || osa_block_state(fence) != OSA_FENCE ||
+	    osa_block_size(fence) != OSA_HDR)
+		return check_fail(OSA_E_HEADER, osa_block_to_ptr(fence));
+	return 0;
+}
+
+static int check_bins(size_t *nfree)
+{
+	for (unsigned i = 0; i < OSA_NBINS; i++) {
+		bool bit = (H.binmap[i >> 6] >> (i & 63)) & 1;
+		if (bit != (H.bins[i] != NULL))
+			return check_fail(OSA_E_STATE, &H.bins[i]);
+		osa_block *prev = NULL;
+		for (osa_block *b = H.bins[i]; b; b = link_get(b, LINK_NEXT)) {
+			uintptr_t a = (uintptr_t)b;
+			if ((a & 15) || !osa_pagemap_is_start(a + OSA_HDR) ||
+			    !osa_header_ok(b) || osa_block_state(b) != OSA_FREE ||
+			    bin_index(osa_block_size(b)) != i ||
+			    link_get(b, LINK_PREV) != prev || *nfree == 0)
+				return check_fail(OSA_E_FREE_LIST,
+						  prev ? osa_block_to_ptr(prev)
+						       : (void *)&H.bins[i]);
+			(*nfree)--;
+			prev = b;
+		}
+	}
+	return *nfree == 0 ? 0 : check_fail(OSA_E_FREE_LIST, &H);
+}
+
+int osa_heap_check_all(void)
+{
+	if (H.canary_head != state_canary(&H.canary_head) ||
+	    H.canary_tail != state_canary(&H.canary_tail))
+		return H.segs ? check_fail(OSA_E_STATE, &H) : 0;
+	size_t nfree = 0, free_bytes = 0, used_bytes = 0, bytes = 0, n = 0;
+	for (struct osa_segment *s = H.segs; s; s = s->next) {
+		if (check_segment(s, &nfree, &free_bytes, &used_bytes))
+			return -1;
+		bytes += s->length;
+		n++;
+	}
+	if (free_bytes != H.free_bytes || used_bytes != H.used_bytes ||
+	    bytes != H.heap_bytes || n != H.nsegs)
+		return check_fail(OSA_E_STATE, &H);
+	return check_bins(&nfree);
+}

@@ -1,0 +1,348 @@
+/* internal.h - what libosalloc's modules share: constants, the block header,
+ * and the functions each module offers the others.  Nothing here is exported
+ * from the shared library (everything is osa_* and hidden).
+ */
+#ifndef OSA_INTERNAL_H
+#define OSA_INTERNAL_H
+
+#ifdef HAVE_CONFIG_H
+#include "config.h"
+#endif
+
+#include <assert.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "osalloc.h"
+
+#define OSA_LIKELY(x) __builtin_expect(!!(x), 1)
+#define OSA_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define OSA_COLD __attribute__((noinline, cold))
+#define OSA_NORETURN __attribute__((noreturn))
+#define OSA_INLINE static inline __attribute__((always_inline))
+
+/* Tunables and derived constants. */
+enum {
+	OSA_ALIGN = 16,              /* alignof(max_align_t) on x86-64 */
+	OSA_HDR = 16,                /* block header: size word + check word */
+	OSA_MIN_BLOCK = 32,          /* header + two free-list links */
+	OSA_PAGE = 4096,             /* granule of brk growth and mappings */
+	OSA_DEFAULT_PREALLOC = 128 * 1024,  /* first brk growth (seed design) */
+	OSA_DEFAULT_MMAP_THRESHOLD = 128 * 1024, /* own mapping from here on */
+	OSA_GROW_MIN = 128 * 1024,   /* later growth is amortised this much */
+	OSA_TRIM_THRESHOLD = 256 * 1024, /* trim brk top above this ... */
+	OSA_TRIM_KEEP = 128 * 1024,  /* ... down to this much */
+	OSA_CACHE_MAX_BLOCK = 1024,  /* largest block a thread cache holds */
+	OSA_CACHE_CLASSES = OSA_CACHE_MAX_BLOCK / 16 + 1, /* index = size/16 */
+	OSA_EXACT_BINS = 64,         /* bins 0..63: one block size (16*i) each */
+	OSA_SUB_BITS = 3,            /* above 1 KiB: 8 bins per power of two */
+	OSA_NBINS = OSA_EXACT_BINS + (48 - 10) * (1 << OSA_SUB_BITS),
+	OSA_BESTFIT_SCAN = 32,       /* blocks inspected in a ranged bin */
+};
+
+/* Largest request served at all: keeps every later size computation
+ * (header, alignment padding, page rounding) far from overflow. */
+#define OSA_MAX_REQUEST ((size_t)PTRDIFF_MAX - (size_t)(1 << 20))
+
+_Static_assert(OSA_MIN_BLOCK >= OSA_HDR + 2 * sizeof(void *),
+	       "a free block must hold its header and two links");
+_Static_assert(OSA_CACHE_MAX_BLOCK < OSA_DEFAULT_MMAP_THRESHOLD,
+	       "cached blocks come from the brk heap");
+
+/*
+ * Block layout in the brk heap (every block starts 16-aligned):
+ *
+ *   block -> +------------------+
+ *            | word: size|flags | size in bytes incl. header, multiple of 16
+ *            | check            | keyed hash of word and block address
+ *   ptr  ->  +------------------+
+ *            | payload ...      | free (bin):   link next, link prev (encoded)
+ *            |                  | cached:       link next (encoded), link check
+ *            |          footer  | free, size>32: last word = size (boundary tag)
+ *            +------------------+
+ *
+ * Flags: bits 0-1 state, bit 2 PREV_FREE (the block before is a free block in
+ * a bin), bit 3 PREV_MIN (that free block is 32 bytes: no footer; its start is
+ * 32 bytes back).  A block held by a thread cache is USED as far as the heap
+ * knows.  Large (mmap'd) blocks use the same header, state USED, size = the
+ * mapping's length.
+ */
+typedef struct osa_block {
+	uintptr_t word;
+	uintptr_t check;
+} osa_block;
+
+enum osa_state {
+	OSA_FREE = 0,  /* in a bin */
+	OSA_USED = 1,  /* held by the program or a thread cache */
+	OSA_TOP = 2,   /* free space at the end of a segment, not in a bin */
+	OSA_FENCE = 3, /* end marker of a segment, never handed out */
+};
+#define OSA_STATE_MASK ((uintptr_t)3)
+#define OSA_PREV_FREE ((uintptr_t)4)
+#define OSA_PREV_MIN ((uintptr_t)8)
+#define OSA_FLAG_MASK ((uintptr_t)15)
+
+/* ---- secret.c / check.c: integrity keys, checks, reports ---- */
+struct osa_keys {
+	uint64_t header; /* keys block header checks */
+	uint64_t link;   /* encodes free-list and cache links */
+	uint64_t canary; /* keys strict-mode canaries and state canaries */
+};
+extern struct osa_keys osa_keys;
+
+/* Mixes a word into 64 well-spread bits (a multiply-xorshift). */
+OSA_INLINE uint64_t osa_mix(uint64_t x)
+{
+	x ^= x >> 32;
+	x *= 0xd6e8feb86659fd93ULL;
+	x ^= x >> 32;
+	return x;
+}
+
+OSA_INLINE uintptr_t osa_header_check(const osa_block *b, uintptr_t word)
+{
+	return osa_mix(word ^ (uintptr_t)b ^ osa_keys.header);
+}
+
+enum osa_cause {
+	OSA_E_DOUBLE_FREE,
+	OSA_E_NOT_OURS,
+	OSA_E_NOT_START,
+	OSA_E_MISALIGNED,
+	OSA_E_HEADER,
+	OSA_E_NEXT_HEADER,
+	OSA_E_CANARY,
+	OSA_E_FREE_LIST,
+	OSA_E_WRITE_AFTER_FREE,
+	OSA_E_STATE,
+	OSA_E_RECURSIVE,
+};
+
+/* The public call a report names. */
+enum osa_api {
+	OSA_API_MALLOC,
+	OSA_API_CALLOC,
+	OSA_API_REALLOC,
+	OSA_API_FREE,
+	OSA_API_ALIGNED_ALLOC,
+	OSA_API_POSIX_MEMALIGN,
+	OSA_API_USABLE_SIZE,
+	OSA_API_HEAP_CHECK,
+	OSA_API_REALLOCARRAY,
+};
+
+/* Writes "osalloc: <api>(): <cause>: <ptr>" with one write(2); errno kept. */
+void osa_report(enum osa_api api, enum osa_cause cause, const void *ptr);
+/* Reports, then aborts.  Used for misuse and corruption. */
+OSA_NORETURN void osa_fatal(enum osa_api api, enum osa_cause cause,
+			    const void *ptr);
+/* Test hook: when set, osa_fatal calls it instead of aborting (and then
+ * longjmps or exits from it; it must not return). */
+extern void (*osa_fatal_hook)(enum osa_api, enum osa_cause, const void *);
+/* The api whose call is in progress in this thread (for reports raised deep
+ * inside the heap). */
+extern __thread enum osa_api osa_current_api;
+void osa_keys_init(void);
+const char *osa_cause_text(enum osa_cause cause);
+
+/* ---- os.c: every system call ---- */
+void *osa_sys_sbrk(intptr_t increment);        /* (void *)-1 on failure */
+void *osa_sys_mmap(size_t len);                 /* RW private anon; NULL */
+int osa_sys_munmap(void *addr, size_t len);
+void *osa_sys_mremap(void *old, size_t old_len, size_t new_len); /* NULL */
+int osa_sys_getrandom(void *buf, size_t len);
+void osa_sys_write_stderr(const char *buf, size_t len);
+int osa_sys_madvise_free(void *addr, size_t len);
+
+/* Fault injection (tests only): the nth call (1-based) from now to any of
+ * the calls in mask fails with ENOMEM; 0 disarms.  Counts calls that would
+ * have been made, so a test can sweep n over a workload. */
+enum {
+	OSA_SYS_SBRK = 1,
+	OSA_SYS_MMAP = 2,
+	OSA_SYS_MUNMAP = 4,
+	OSA_SYS_MREMAP = 8,
+	OSA_SYS_ALL = 15,
+};
+void osa_sys_fail_nth(unsigned long n, unsigned mask);
+unsigned long osa_sys_calls(unsigned mask); /* calls counted since start */
+
+/* ---- pagemap.c: which 16-byte granules start a heap block ---- */
+bool osa_pagemap_reserve(uintptr_t base, uintptr_t end); /* leaves exist */
+void osa_pagemap_set(uintptr_t ptr);
+void osa_pagemap_clear(uintptr_t ptr);
+extern uint64_t *osa_pagemap_l1[1u << 17];
+/* Is ptr (a payload address) the start of a live heap block? */
+OSA_INLINE bool osa_pagemap_is_start(uintptr_t ptr)
+{
+	if (OSA_UNLIKELY(ptr >> 47))
+		return false;
+	uint64_t *leaf =
+	    __atomic_load_n(&osa_pagemap_l1[ptr >> 30], __ATOMIC_ACQUIRE);
+	if (!leaf)
+		return false;
+	uintptr_t bit = (ptr & ((1u << 30) - 1)) >> 4;
+	return (__atomic_load_n(&leaf[bit >> 6], __ATOMIC_RELAXED) >>
+		(bit & 63)) & 1;
+}
+
+/* ---- heap.c: the brk heap (lock held by callers: osa_heap_lock) ---- */
+extern pthread_mutex_t osa_heap_lock;
+void osa_heap_lock_acquire(void);
+void osa_heap_lock_release(void);
+/* Allocates a block of `size` bytes or a little more (size incl. header,
+ * multiple of 16, >= 32).  NULL with errno ENOMEM.  *dirty is how many
+ * leading payload bytes may be non-zero (the rest is fresh from the OS). */
+osa_block *osa_heap_alloc(size_t size, size_t *dirty);
+/* As osa_heap_alloc, with the payload aligned to `align` (> 16). */
+osa_block *osa_heap_alloc_aligned(size_t size, size_t align);
+void osa_heap_free(osa_block *b);
+/* Tries to resize b in place to `size`; true on success. */
+bool osa_heap_resize(osa_block *b, size_t size);
+/* Verifies b's header (state USED) and its neighbour's; aborts otherwise. */
+void osa_heap_verify_used(const osa_block *b);
+bool osa_heap_contains(uintptr_t ptr); /* inside one of our segments */
+int osa_heap_check_all(void);          /* -1 after reporting */
+void osa_heap_stats(struct os_mallinfo *info);
+void osa_heap_after_fork_child(void);
+
+/* ---- large.c: blocks with their own mapping ---- */
+void *osa_large_alloc(size_t size, size_t align);
+/* Looks ptr up: its header when it is a live large block, else NULL. */
+osa_block *osa_large_find(const void *ptr);
+void osa_large_free(osa_block *b);
+void *osa_large_realloc(osa_block *b, size_t size); /* NULL: ENOMEM */
+size_t osa_large_usable(const osa_block *b);
+/* Classifies a pointer that is neither a heap block nor a live large block. */
+enum osa_cause osa_large_classify_miss(const void *ptr);
+int osa_large_check_all(void);
+void osa_large_stats(struct os_mallinfo *info);
+void osa_large_lock_all(void);
+void osa_large_unlock_all(bool child);
+
+/* ---- cache.c: per-thread caches of small blocks ---- */
+struct osa_tcache {
+	osa_block *head[OSA_CACHE_CLASSES];
+	uint16_t count[OSA_CACHE_CLASSES];
+	uint16_t limit[OSA_CACHE_CLASSES];
+	uint64_t nalloc, nfree; /* calls served by this thread */
+	struct osa_tcache *next, *prev; /* all live caches */
+};
+extern __thread struct osa_tcache *osa_tcache_self
+    __attribute__((tls_model("initial-exec")));
+void osa_tcache_init(void);
+struct osa_tcache *osa_tcache_create(void); /* NULL: no cache here */
+void osa_tcache_flush_self(void); /* empties the caller's cache */
+int osa_tcache_check_self(void);  /* -1 after reporting */
+void *osa_tcache_refill(struct osa_tcache *tc, size_t cls);
+void osa_tcache_flush(struct osa_tcache *tc, size_t cls);
+void osa_tcache_stats(struct os_mallinfo *info);
+void osa_tcache_lock_all(void);
+void osa_tcache_unlock_all(bool child);
+void osa_tcache_report_corrupt(const void *ptr) OSA_NORETURN;
+
+/* Link encoding of cached blocks: next is stored xor the link key, and the
+ * second payload word holds a keyed check of the block and that word; a block
+ * whose check matches is in a cache (double free). */
+OSA_INLINE uintptr_t osa_link_check(const osa_block *b, uintptr_t enc)
+{
+	return osa_mix(enc ^ ((uintptr_t)b << 1) ^ osa_keys.link);
+}
+
+/* Pushes b (a verified USED block of class cls) on the cache. */
+OSA_INLINE void osa_tcache_push(struct osa_tcache *tc, size_t cls,
+				osa_block *b)
+{
+	uintptr_t *w = (uintptr_t *)(b + 1);
+	w[0] = (uintptr_t)tc->head[cls] ^ osa_keys.link;
+	w[1] = osa_link_check(b, w[0]);
+	tc->head[cls] = b;
+	__atomic_store_n(&tc->count[cls], tc->count[cls] + 1, __ATOMIC_RELAXED);
+}
+
+OSA_INLINE void osa_tcache_count_free(struct osa_tcache *tc)
+{
+	__atomic_store_n(&tc->nfree, tc->nfree + 1, __ATOMIC_RELAXED);
+}
+
+/* ---- options.c ---- */
+struct osa_options {
+	size_t mmap_threshold;
+	size_t heap_prealloc;
+	bool zero;
+	bool junk;
+	int check; /* 1 default, 2 strict canaries */
+	bool cache;
+	bool stats;
+};
+extern struct osa_options osa_opt;
+void osa_options_init(void);
+
+/* ---- stats.c ---- */
+void osa_stats_note_in_use(size_t in_use); /* raises the peak */
+void osa_stats_count(bool alloc);          /* calls not seen by caches */
+size_t osa_heap_used_bytes(void);          /* relaxed reads, any thread */
+size_t osa_large_bytes(void);
+
+/* ---- malloc.c: initialisation ---- */
+extern int osa_initialised;
+void osa_init_slow(void);
+OSA_INLINE void osa_ensure_init(void)
+{
+	if (OSA_UNLIKELY(!__atomic_load_n(&osa_initialised, __ATOMIC_ACQUIRE)))
+		osa_init_slow();
+}
+
+/* ---- small helpers ---- */
+/* Header words are read and written with relaxed atomics: a neighbour's
+ * flags may be rewritten under the heap lock while a lock-free free() reads
+ * them; a torn view is rechecked under the lock, never reported. */
+OSA_INLINE uintptr_t osa_load(const uintptr_t *w)
+{
+	return __atomic_load_n(w, __ATOMIC_RELAXED);
+}
+OSA_INLINE void osa_store(uintptr_t *w, uintptr_t v)
+{
+	__atomic_store_n(w, v, __ATOMIC_RELAXED);
+}
+OSA_INLINE size_t osa_block_size(const osa_block *b)
+{
+	return osa_load(&b->word) & ~OSA_FLAG_MASK;
+}
+OSA_INLINE unsigned osa_block_state(const osa_block *b)
+{
+	return (unsigned)(osa_load(&b->word) & OSA_STATE_MASK);
+}
+OSA_INLINE void *osa_block_to_ptr(const osa_block *b)
+{
+	return (char *)b + OSA_HDR;
+}
+OSA_INLINE osa_block *osa_block_from_ptr(const void *p)
+{
+	return (osa_block *)((char *)p - OSA_HDR);
+}
+OSA_INLINE bool osa_header_ok(const osa_block *b)
+{
+	return osa_load(&b->check) == osa_header_check(b, osa_load(&b->word));
+}
+OSA_INLINE void osa_header_set(osa_block *b, uintptr_t word)
+{
+	osa_store(&b->word, word);
+	osa_store(&b->check, osa_header_check(b, word));
+}
+/* Request -> block size in the heap (header included, 16-aligned, >= 32);
+ * valid for size <= OSA_MAX_REQUEST. */
+OSA_INLINE size_t osa_request_to_block(size_t size)
+{
+	size_t s = (size + OSA_HDR + 15) & ~(size_t)15;
+	return s < OSA_MIN_BLOCK ? OSA_MIN_BLOCK : s;
+}
+OSA_INLINE uintptr_t osa_align_up(uintptr_t x, uintptr_t a)
+{
+	return (x + a - 1) & ~(a - 1);
+}
+
+#endif /* OSA_INTERNAL_H */

@@ -1,0 +1,283 @@
+/* large.c - blocks at or above the mmap threshold, each with its own mapping.
+ *
+ * Owns the registry of live mappings: an open-addressing hash table keyed by
+ * the pointer handed out, so that free() knows a large block exactly, in O(1),
+ * without reading memory the pointer points to.  A short ring remembers
+ * recently unmapped pointers, only to name a double free precisely.  The
+ * mapping is [base, base + length); the block header sits just before the
+ * pointer (word = length | USED, keyed check as for heap blocks).
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <string.h>
+
+struct entry {
+	uintptr_t ptr; /* 0: empty slot */
+	uintptr_t base;
+	size_t length;
+};
+
+enum {
+	STATIC_SLOTS = 256, /* first table: no mapping needed */
+	RING = 64,
+};
+
+static pthread_mutex_t large_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct entry static_table[STATIC_SLOTS];
+static struct {
+	struct entry *table;
+	size_t slots, used; /* slots is a power of two */
+	size_t bytes;
+	uintptr_t ring[RING];
+	unsigned ring_at;
+} R = {static_table, STATIC_SLOTS, 0, 0, {0}, 0};
+
+size_t osa_large_bytes(void)
+{
+	return __atomic_load_n(&R.bytes, __ATOMIC_RELAXED);
+}
+
+static size_t slot_of(uintptr_t ptr, size_t slots)
+{
+	return (size_t)(osa_mix(ptr) & (slots - 1));
+}
+
+static long find(uintptr_t ptr)
+{
+	for (size_t i = slot_of(ptr, R.slots);; i = (i + 1) & (R.slots - 1)) {
+		if (R.table[i].ptr == ptr)
+			return (long)i;
+		if (R.table[i].ptr == 0)
+			return -1;
+	}
+}
+
+static void put(struct entry *table, size_t slots, const struct entry *e)
+{
+	size_t i = slot_of(e->ptr, slots);
+	while (table[i].ptr)
+		i = (i + 1) & (slots - 1);
+	table[i] = *e;
+}
+
+/* Doubles the table; false (nothing changed) when no memory. */
+static bool grow(void)
+{
+	size_t slots = R.slots * 2;
+	struct entry *t = osa_sys_mmap(slots * sizeof *t);
+	if (!t)
+		return false;
+	for (size_t i = 0; i < R.slots; i++)
+		if (R.table[i].ptr)
+			put(t, slots, &R.table[i]);
+	if (R.table != static_table)
+		osa_sys_munmap(R.table, R.slots * sizeof *t);
+	R.table = t;
+	R.slots = slots;
+	return true;
+}
+
+static bool insert(const struct entry *e)
+{
+	if ((R.used + 1) * 2 > R.slots && !grow())
+		return false;
+	put(R.table, R.slots, e);
+	R.used++;
+	__atomic_store_n(&R.bytes, R.bytes + e->length, __ATOMIC_RELAXED);
+	osa_stats_note_in_use(R.bytes + osa_heap_used_bytes());
+	return true;
+}
+
+/* Backward-shift deletion keeps every probe sequence unbroken. */
+static void remove_at(size_t i)
+{
+	__atomic_store_n(&R.bytes, R.bytes - R.table[i].length,
+			 __ATOMIC_RELAXED);
+	R.used--;
+	size_t mask = R.slots - 1;
+	for (size_t j = (i + 1) & mask; R.table[j].ptr; j = (j + 1) & mask) {
+		size_t home = slot_of(R.table[j].ptr, R.slots);
+		if (((j - home) & mask) >= ((j - i) & mask)) {
+			R.table[i] = R.table[j];
+			i = j;
+		}
+	}
+	R.table[i].ptr = 0;
+}
+
+static void remember_freed(uintptr_t ptr)
+{
+	R.ring[R.ring_at++ % RING] = ptr;
+}
+
+static osa_block *place_header(uintptr_t ptr, size_t length)
+{
+	osa_block *b = osa_block_from_ptr((void *)ptr);
+	osa_header_set(b, length | OSA_USED);
+	return b;
+}
+
+void *osa_large_alloc(size_t size, size_t align)
+{
+	if (align < OSA_ALIGN)
+		align = OSA_ALIGN;
+	size_t length = osa_align_up(size + OSA_HDR + (align - OSA_ALIGN),
+				     OSA_PAGE);
+	void *m = osa_sys_mmap(length);
+	if (!m) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	uintptr_t ptr = osa_align_up((uintptr_t)m + OSA_HDR, align);
+	struct entry e = {ptr, (uintptr_t)m, length};
+	pthread_mutex_lock(&large_lock);
+	bool ok = insert(&e);
+	pthread_mutex_unlock(&large_lock);
+	if (!ok) {
+		osa_sys_munmap(m, length);
+		errno = ENOMEM;
+		return NULL;
+	}
+	place_header(ptr, length);
+	return (void *)ptr;
+}
+
+osa_block *osa_large_find(const void *ptr)
+{
+	pthread_mutex_lock(&large_lock);
+	long i = find((uintptr_t)ptr);
+	pthread_mutex_unlock(&large_lock);
+	return i < 0 ? NULL : osa_block_from_ptr(ptr);
+}
+
+/* Unmaps; a failing munmap (ENOMEM: too many mappings to split) leaks the
+ * range and keeps errno; any other failure means our state is wrong. */
+static void unmap(void *base, size_t length)
+{
+	int saved = errno;
+	if (osa_sys_munmap(base, length) != 0 && errno != ENOMEM)
+		osa_fatal(osa_current_api, OSA_E_STATE, base);
+	errno = saved;
+}
+
+void osa_large_free(osa_block *b)
+{
+	uintptr_t ptr = (uintptr_t)osa_block_to_ptr(b);
+	pthread_mutex_lock(&large_lock);
+	long i = find(ptr);
+	if (i < 0) {
+		pthread_mutex_unlock(&large_lock);
+		osa_fatal(osa_current_api, OSA_E_DOUBLE_FREE, (void *)ptr);
+	}
+	struct entry e = R.table[i];
+	remove_at((size_t)i);
+	remember_freed(ptr);
+	pthread_mutex_unlock(&large_lock);
+	unmap((void *)e.base, e.length);
+}
+
+void *osa_large_realloc(osa_block *b, size_t size)
+{
+	uintptr_t ptr = (uintptr_t)osa_block_to_ptr(b);
+	pthread_mutex_lock(&large_lock);
+	long i = find(ptr);
+	struct entry e = i < 0 ? (struct entry){0, 0, 0} : R.table[i];
+	pthread_mutex_unlock(&large_lock);
+	if (i < 0)
+		osa_fatal(osa_current_api, OSA_E_DOUBLE_FREE, (void *)ptr);
+	size_t offset = ptr - e.base;
+	size_t length = osa_align_up(size + offset, OSA_PAGE);
+	if (length == e.length)
+		return (void *)ptr;
+	void *m = osa_sys_mremap((void *)e.base, e.length, length);
+	if (!m) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	struct entry n = {(uintptr_t)m + offset, (uintptr_t)m, length};
+	pthread_mutex_lock(&large_lock);
+	remove_at((size_t)find(ptr));
+	bool ok = insert(&n); /* cannot fail: one out, one in */
+	pthread_mutex_unlock(&large_lock);
+	assert(ok && "registry has the slot just freed");
+	(void)ok;
+	place_header(n.ptr, length);
+	return (void *)n.ptr;
+}
+
+size_t osa_large_usable(const osa_block *b)
+{
+	uintptr_t ptr = (uintptr_t)osa_block_to_ptr(b);
+	pthread_mutex_lock(&large_lock);
+	long i = find(ptr);
+	size_t n = i < 0 ? 0 : R.table[i].base + R.table[i].length - ptr;
+	pthread_mutex_unlock(&large_lock);
+	return n;
+}
+
+enum osa_cause osa_large_classify_miss(const void *ptr)
+{
+	uintptr_t p = (uintptr_t)ptr;
+	enum osa_cause cause = OSA_E_NOT_OURS;
+	pthread_mutex_lock(&large_lock);
+	for (unsigned k = 0; k < RING; k++)
+		if (R.ring[k] == p)
+			cause = OSA_E_DOUBLE_FREE;
+	for (size_t i = 0; i < R.slots && cause == OSA_E_NOT_OURS; i++)
+		if (R.table[i].ptr && p >= R.table[i].base &&
+		    p < R.table[i].base + R.table[i].length)
+			cause = OSA_E_NOT_START;
+	pthread_mutex_unlock(&large_lock);
+	return cause;
+}
+
+int osa_large_check_all(void)
+{
+	int rc = 0;
+	size_t n = 0, bytes = 0;
+	pthread_mutex_lock(&large_lock);
+	for (size_t i = 0; i < R.slots && rc == 0; i++) {
+		const struct entry *e = &R.table[i];
+		if (!e->ptr)
+			continue;
+		const osa_block *b = osa_block_from_ptr((void *)e->ptr);
+		if (!osa_header_ok(b) || osa_block_state(b) != OSA_USED ||
+		    osa_block_size(b) != e->length || e->ptr < e->base + OSA_HDR ||
+		    e->ptr >= e->base + e->length) {
+			osa_report(OSA_API_HEAP_CHECK, OSA_E_HEADER,
+				   (void *)e->ptr);
+			rc = -1;
+		}
+		n++;
+		bytes += e->length;
+	}
+	if (rc == 0 && (n != R.used || bytes != R.bytes)) {
+		osa_report(OSA_API_HEAP_CHECK, OSA_E_STATE, &R);
+		rc = -1;
+	}
+	pthread_mutex_unlock(&large_lock);
+	return rc;
+}
+
+void osa_large_stats(struct os_mallinfo *info)
+{
+	pthread_mutex_lock(&large_lock);
+	info->mmap_count = R.used;
+	info->mmap_bytes = R.bytes;
+	info->in_use_bytes += R.bytes;
+	pthread_mutex_unlock(&large_lock);
+}
+
+void osa_large_lock_all(void)
+{
+	pthread_mutex_lock(&large_lock);
+}
+
+void osa_large_unlock_all(bool child)
+{
+	if (child)
+		pthread_mutex_init(&large_lock, NULL);
+	else
+		pthread_mutex_unlock(&large_lock);
+}

@@ -1,0 +1,507 @@
+/* malloc.c - the public entry points, initialisation and fork handling.
+ *
+ * Fast paths first: a small malloc pops the thread cache, a small free
+ * validates the pointer (alignment, block-start map, keyed header of the block
+ * and of its neighbour, not already cached) and pushes it.  Everything else
+ * goes to the non-inlined slow paths, which take the heap lock or talk to the
+ * mmap registry.  A pointer is validated before anything it points to is
+ * read; misuse ends in osa_fatal with the name of the public call.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+int osa_initialised;
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static void fork_prepare(void)
+{
+	pthread_mutex_lock(&osa_heap_lock);
+	osa_tcache_lock_all();
+	osa_large_lock_all();
+}
+
+static void fork_parent(void)
+{
+	osa_large_unlock_all(false);
+	osa_tcache_unlock_all(false);
+	pthread_mutex_unlock(&osa_heap_lock);
+}
+
+static void fork_child(void)
+{
+	osa_large_unlock_all(true);
+	osa_tcache_unlock_all(true);
+	osa_heap_after_fork_child();
+}
+
+static void print_stats_at_exit(void)
+{
+	os_malloc_stats(stderr);
+}
+
+void osa_init_slow(void)
+{
+	pthread_mutex_lock(&init_lock);
+	if (!osa_initialised) {
+		osa_keys_init();
+		osa_options_init();
+		osa_tcache_init();
+		__atomic_store_n(&osa_initialised, 1, __ATOMIC_RELEASE);
+		/* These may allocate (through the C library): after the flag. */
+		pthread_atfork(fork_prepare, fork_parent, fork_child);
+		if (osa_opt.stats)
+			atexit(print_stats_at_exit);
+	}
+	pthread_mutex_unlock(&init_lock);
+}
+
+/* ---- strict mode (check=2): canary after the requested size ---- */
+
+enum { STRICT_EXTRA = 2 * sizeof(uintptr_t) }; /* canary + stored size */
+
+static bool strict(void)
+{
+	return osa_opt.check >= 2;
+}
+
+static uint64_t canary_value(const void *p)
+{
+	return osa_mix((uintptr_t)p ^ osa_keys.canary) & ~(uint64_t)0xff;
+}
+
+static uintptr_t *strict_size_word(const osa_block *b)
+{
+	return (uintptr_t *)((uintptr_t)b + osa_block_size(b)) - 1;
+}
+
+static void strict_arm(osa_block *b, size_t size)
+{
+	void *p = osa_block_to_ptr(b);
+	uint64_t c = canary_value(p);
+	memcpy((char *)p + size, &c, sizeof c);
+	*strict_size_word(b) = size;
+}
+
+/* The requested size recorded in b; aborts if the canary is damaged. */
+static size_t strict_verify(const osa_block *b)
+{
+	void *p = osa_block_to_ptr(b);
+	size_t size = *strict_size_word(b);
+	uint64_t c;
+	if (size > osa_block_size(b) - OSA_HDR - STRICT_EXTRA)
+		osa_fatal(osa_current_api, OSA_E_CANARY, p);
+	memcpy(&c, (char *)p + size, sizeof c);
+	if (c != canary_value(p))
+		osa_fatal(osa_current_api, OSA_E_CANARY, p);
+	return size;
+}
+
+static size_t heap_block_for(size_t size)
+{
+	return osa_request_to_block(size + (strict() ? STRICT_EXTRA : 0));
+}
+
+/* ---- validation of pointers handed back to us ---- */
+
+enum kind { HEAP, LARGE };
+
+/* A payload's second word holding a matching link check means the block
+ * sits in a thread cache: freed already. */
+static bool in_cache(const osa_block *b)
+{
+	if (osa_block_size(b) > OSA_CACHE_MAX_BLOCK)
+		return false;
+	const uintptr_t *w = (const uintptr_t *)(b + 1);
+	return w[1] == osa_link_check(b, w[0]);
+}
+
+OSA_COLD OSA_NORETURN static void bad_pointer(const void *ptr)
+{
+	enum osa_cause cause = osa_large_classify_miss(ptr);
+	if (cause == OSA_E_NOT_OURS) {
+		pthread_mutex_lock(&osa_heap_lock);
+		bool inside = osa_heap_contains((uintptr_t)ptr);
+		pthread_mutex_unlock(&osa_heap_lock);
+		if (inside)
+			cause = OSA_E_NOT_START;
+	}
+	osa_fatal(osa_current_api, cause, ptr);
+}
+
+/* Finds the block behind ptr or aborts.  For a heap block, returns with the
+ * heap lock held and the block verified (USED, not cached, neighbour ok). */
+static enum kind resolve(const void *ptr, osa_block **out)
+{
+	uintptr_t p = (uintptr_t)ptr;
+	if (p & (OSA_ALIGN - 1))
+		osa_fatal(osa_current_api, OSA_E_MISALIGNED, ptr);
+	osa_block *b = osa_block_from_ptr(ptr);
+	if (osa_pagemap_is_start(p)) {
+		osa_heap_lock_acquire();
+		osa_heap_verify_used(b);
+		if (in_cache(b))
+			osa_fatal(osa_current_api, OSA_E_DOUBLE_FREE, ptr);
+		*out = b;
+		return HEAP;
+	}
+	b = osa_large_find(ptr);
+	if (!b)
+		bad_pointer(ptr);
+	if (!osa_header_ok(b) || osa_block_state(b) != OSA_USED)
+		osa_fatal(osa_current_api, OSA_E_HEADER, ptr);
+	*out = b;
+	return LARGE;
+}
+
+/* ---- allocation ---- */
+
+/* Allocates size (1..OSA_MAX_REQUEST) bytes; *dirty is how many leading
+ * payload bytes may be non-zero. */
+OSA_COLD static void *alloc_slow(size_t size, size_t *dirty)
+{
+	osa_ensure_init();
+	if (size >= osa_opt.mmap_threshold) {
+		*dirty = 0;
+		void *p = osa_large_alloc(size, OSA_ALIGN);
+		if (p)
+			osa_stats_count(true);
+		return p;
+	}
+	size_t block = heap_block_for(size);
+	struct osa_tcache *tc = osa_tcache_self;
+	if (!tc) {
+		osa_heap_lock_acquire();
+		tc = osa_tcache_create();
+		osa_heap_lock_release();
+	}
+	if (tc && block <= OSA_CACHE_MAX_BLOCK && tc->limit[block >> 4]) {
+		*dirty = block - OSA_HDR;
+		void *p = osa_tcache_refill(tc, block >> 4);
+		if (p)
+			__atomic_store_n(&tc->nalloc, tc->nalloc + 1,
+					 __ATOMIC_RELAXED);
+		return p;
+	}
+	osa_heap_lock_acquire();
+	osa_block *b = osa_heap_alloc(block, dirty);
+	osa_heap_lock_release();
+	if (!b)
+		return NULL;
+	osa_stats_count(true);
+	if (strict())
+		strict_arm(b, size);
+	return osa_block_to_ptr(b);
+}
+
+/* The thread-cache pop: the whole fast path of a small allocation. */
+OSA_INLINE void *cache_pop(size_t size)
+{
+	struct osa_tcache *tc = osa_tcache_self;
+	if (OSA_LIKELY(size - 1 < OSA_CACHE_MAX_BLOCK - OSA_HDR && tc)) {
+		size_t cls = (size + OSA_HDR + 15) >> 4;
+		osa_block *b = tc->head[cls];
+		if (OSA_LIKELY(b)) {
+			uintptr_t *w = (uintptr_t *)(b + 1);
+			uintptr_t enc = w[0];
+			if (OSA_UNLIKELY(w[1] != osa_link_check(b, enc)))
+				osa_fatal(OSA_API_MALLOC, OSA_E_FREE_LIST, w);
+			tc->head[cls] = (osa_block *)(enc ^ osa_keys.link);
+			w[1] = 0;
+			__atomic_store_n(&tc->count[cls], tc->count[cls] - 1,
+					 __ATOMIC_RELAXED);
+			__atomic_store_n(&tc->nalloc, tc->nalloc + 1,
+					 __ATOMIC_RELAXED);
+			return w;
+		}
+	}
+	return NULL;
+}
+
+static void *alloc_common(size_t size, enum osa_api api, size_t *dirty)
+{
+	if (OSA_UNLIKELY(size == 0))
+		return NULL;
+	if (OSA_UNLIKELY(size > OSA_MAX_REQUEST)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	osa_current_api = api;
+	void *p = alloc_slow(size, dirty);
+	if (p && OSA_UNLIKELY(osa_opt.zero) && *dirty) {
+		memset(p, 0, size);
+		*dirty = 0;
+	}
+	return p;
+}
+
+OSALLOC_API void *os_malloc(size_t size)
+{
+	void *p = cache_pop(size);
+	if (OSA_LIKELY(p != NULL))
+		return p;
+	size_t dirty;
+	return alloc_common(size, OSA_API_MALLOC, &dirty);
+}
+
+OSALLOC_API void *os_calloc(size_t nmemb, size_t size)
+{
+	size_t total, dirty;
+	if (OSA_UNLIKELY(__builtin_mul_overflow(nmemb, size, &total))) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	void *p = cache_pop(total);
+	if (p) {
+		memset(p, 0, total);
+		return p;
+	}
+	p = alloc_common(total, OSA_API_CALLOC, &dirty);
+	if (p && dirty)
+		memset(p, 0, dirty < total ? dirty : total);
+	return p;
+}
+
+/* ---- free ---- */
+
+static void release(const void *ptr, enum kind kind, osa_block *b)
+{
+	osa_stats_count(false);
+	if (kind == LARGE) {
+		osa_large_free(b);
+		return;
+	}
+	if (strict())
+		strict_verify(b);
+	osa_heap_free(b);
+	osa_heap_lock_release();
+	(void)ptr;
+}
+
+OSA_COLD static void free_slow(void *ptr, enum osa_api api)
+{
+	osa_ensure_init();
+	osa_current_api = api;
+	osa_block *b;
+	enum kind kind = resolve(ptr, &b);
+	struct osa_tcache *tc = osa_tcache_self;
+	size_t size = osa_block_size(b);
+	if (kind == HEAP && tc && size <= OSA_CACHE_MAX_BLOCK &&
+	    tc->limit[size >> 4]) {
+		/* The cache is full: make room, then keep this block. */
+		osa_heap_lock_release();
+		osa_tcache_flush(tc, size >> 4);
+		osa_tcache_push(tc, size >> 4, b);
+		osa_tcache_count_free(tc);
+		return;
+	}
+	release(ptr, kind, b);
+}
+
+OSALLOC_API void os_free(void *ptr)
+{
+	uintptr_t p = (uintptr_t)ptr;
+	if (OSA_UNLIKELY(!ptr))
+		return;
+	struct osa_tcache *tc = osa_tcache_self;
+	if (OSA_LIKELY(!(p & (OSA_ALIGN - 1)) && osa_pagemap_is_start(p))) {
+		osa_block *b = osa_block_from_ptr(ptr);
+		uintptr_t w = osa_load(&b->word);
+		size_t size = w & ~OSA_FLAG_MASK;
+		size_t cls = size >> 4;
+		uintptr_t *pw = (uintptr_t *)ptr;
+		if (OSA_LIKELY(size <= OSA_CACHE_MAX_BLOCK && tc &&
+			       osa_load(&b->check) == osa_header_check(b, w) &&
+			       (w & OSA_STATE_MASK) == OSA_USED &&
+			       osa_header_ok((osa_block *)(p - OSA_HDR + size)) &&
+			       pw[1] != osa_link_check(b, pw[0]) &&
+			       tc->count[cls] < tc->limit[cls])) {
+			osa_tcache_push(tc, cls, b);
+			osa_tcache_count_free(tc);
+			return;
+		}
+	}
+	free_slow(ptr, OSA_API_FREE);
+}
+
+/* ---- realloc ---- */
+
+static size_t usable_heap(const osa_block *b)
+{
+	return strict() ? strict_verify(b) : osa_block_size(b) - OSA_HDR;
+}
+
+/* Moves the contents to a new block; old freed.  NULL keeps old intact. */
+static void *realloc_move(void *ptr, size_t old, size_t size)
+{
+	size_t dirty;
+	void *n = alloc_common(size, osa_current_api, &dirty);
+	if (!n)
+		return NULL;
+	memcpy(n, ptr, old < size ? old : size);
+	osa_block *b;
+	enum kind kind = resolve(ptr, &b);
+	release(ptr, kind, b);
+	return n;
+}
+
+static void *realloc_heap(void *ptr, osa_block *b, size_t size)
+{
+	size_t old = usable_heap(b);
+	if (size < osa_opt.mmap_threshold &&
+	    osa_heap_resize(b, heap_block_for(size))) {
+		if (strict())
+			strict_arm(b, size);
+		osa_heap_lock_release();
+		return ptr;
+	}
+	osa_heap_lock_release();
+	return realloc_move(ptr, old, size);
+}
+
+static void *realloc_large(void *ptr, osa_block *b, size_t size)
+{
+	size_t old = osa_large_usable(b);
+	if (size >= osa_opt.mmap_threshold)
+		return osa_large_realloc(b, size);
+	void *n = realloc_move(ptr, old, size);
+	return n ? n : (size <= old ? ptr : NULL); /* shrinking never fails */
+}
+
+static void *realloc_common(void *ptr, size_t size, enum osa_api api)
+{
+	size_t dirty;
+	if (!ptr)
+		return alloc_common(size, api, &dirty);
+	if (size == 0) {
+		free_slow(ptr, api);
+		return NULL;
+	}
+	osa_ensure_init();
+	osa_current_api = api;
+	osa_block *b;
+	enum kind kind = resolve(ptr, &b);
+	if (size > OSA_MAX_REQUEST) {
+		if (kind == HEAP)
+			osa_heap_lock_release();
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (kind == HEAP)
+		return realloc_heap(ptr, b, size);
+	return realloc_large(ptr, b, size);
+}
+
+OSALLOC_API void *os_realloc(void *ptr, size_t size)
+{
+	return realloc_common(ptr, size, OSA_API_REALLOC);
+}
+
+OSALLOC_API void *os_reallocarray(void *ptr, size_t nmemb, size_t size)
+{
+	size_t total;
+	if (__builtin_mul_overflow(nmemb, size, &total)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return realloc_common(ptr, total, OSA_API_REALLOCARRAY);
+}
+
+/* ---- aligned allocation ---- */
+
+static void *aligned_common(size_t align, size_t size, enum osa_api api)
+{
+	size_t dirty;
+	if (align <= OSA_ALIGN)
+		return alloc_common(size, api, &dirty);
+	if (size == 0)
+		return NULL;
+	if (size > OSA_MAX_REQUEST || align > OSA_MAX_REQUEST - size) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	osa_ensure_init();
+	osa_current_api = api;
+	void *p;
+	if (size + align >= osa_opt.mmap_threshold) {
+		p = osa_large_alloc(size, align);
+	} else {
+		osa_heap_lock_acquire();
+		osa_block *b = osa_heap_alloc_aligned(heap_block_for(size), align);
+		if (b && strict())
+			strict_arm(b, size);
+		osa_heap_lock_release();
+		p = b ? osa_block_to_ptr(b) : NULL;
+	}
+	if (p) {
+		osa_stats_count(true);
+		if (osa_opt.zero)
+			memset(p, 0, size);
+	}
+	return p;
+}
+
+static bool power_of_two(size_t x)
+{
+	return x && !(x & (x - 1));
+}
+
+OSALLOC_API void *os_aligned_alloc(size_t alignment, size_t size)
+{
+	if (!power_of_two(alignment)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	return aligned_common(alignment, size, OSA_API_ALIGNED_ALLOC);
+}
+
+OSALLOC_API int os_posix_memalign(void **memptr, size_t alignment, size_t size)
+{
+	if (!power_of_two(alignment) || alignment % sizeof(void *))
+		return EINVAL;
+	if (size == 0) {
+		*memptr = NULL;
+		return 0;
+	}
+	int saved = errno;
+	void *p = aligned_common(alignment, size, OSA_API_POSIX_MEMALIGN);
+	if (!p) {
+		int err = errno;
+		errno = saved;
+		return err;
+	}
+	*memptr = p;
+	return 0;
+}
+
+/* ---- queries ---- */
+
+OSALLOC_API size_t os_malloc_usable_size(void *ptr)
+{
+	if (!ptr)
+		return 0;
+	osa_ensure_init();
+	osa_current_api = OSA_API_USABLE_SIZE;
+	osa_block *b;
+	if (resolve(ptr, &b) == LARGE)
+		return osa_large_usable(b);
+	size_t n = usable_heap(b);
+	osa_heap_lock_release();
+	return n;
+}
+
+OSALLOC_API int os_heap_check(void)
+{
+	osa_ensure_init();
+	osa_current_api = OSA_API_HEAP_CHECK;
+	osa_heap_lock_acquire();
+	int rc = osa_heap_check_all();
+	if (rc == 0)
+		rc = osa_tcache_check_self();
+	osa_heap_lock_release();
+	if (rc == 0)
+		rc = osa_large_check_all();
+	return rc;
+}
