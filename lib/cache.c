@@ -46,7 +46,7 @@ static unsigned class_limit(size_t cls)
 struct osa_tcache *osa_tcache_create(void)
 {
 	if (!osa_opt.cache || osa_opt.zero || osa_opt.junk ||
-	    osa_opt.check >= 2 || !exit_key_ok) {
+	    osa_opt.check >= 2 || osa_on_valgrind || !exit_key_ok) {
 		osa_tcache_self = &no_cache;
 		return NULL;
 	}

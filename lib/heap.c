@@ -177,6 +177,7 @@ static osa_block *link_get(osa_block *b, int which)
 static void link_put(osa_block *b, int which, osa_block *v)
 {
 	uintptr_t *f = &block_words(b)[which];
+	OSA_VG_DEFINED(f, sizeof *f);
 	*f = (uintptr_t)v ^ link_code(f);
 }
 
@@ -243,8 +244,10 @@ static bool junk_range(osa_block *b, size_t size, unsigned char **from,
 static void junk_fill(osa_block *b, size_t size)
 {
 	unsigned char *from, *to;
-	if (junk_range(b, size, &from, &to))
-		memset(from, JUNK_BYTE, (size_t)(to - from));
+	if (!junk_range(b, size, &from, &to))
+		return;
+	OSA_VG_DEFINED(from, (size_t)(to - from));
+	memset(from, JUNK_BYTE, (size_t)(to - from));
 }
 
 static void junk_verify(osa_block *b)
@@ -264,8 +267,11 @@ static void make_free(osa_block *b, size_t size, uintptr_t flags)
 	if (OSA_UNLIKELY(osa_opt.junk))
 		junk_fill(b, size);
 	osa_header_set(b, size | flags | OSA_FREE);
-	if (size > OSA_MIN_BLOCK)
-		((uintptr_t *)((uintptr_t)b + size))[-1] = size;
+	if (size > OSA_MIN_BLOCK) {
+		uintptr_t *footer = (uintptr_t *)((uintptr_t)b + size) - 1;
+		OSA_VG_DEFINED(footer, sizeof *footer);
+		*footer = size;
+	}
 	bin_insert(b, size);
 	set_prev_flags(block_at((uintptr_t)b + size), prev_flags_for(size));
 	H.free_bytes += size;

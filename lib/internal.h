@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "osalloc.h"
+#include "vg.h"
 
 #define OSA_LIKELY(x) __builtin_expect(!!(x), 1)
 #define OSA_UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -330,6 +331,7 @@ OSA_INLINE bool osa_header_ok(const osa_block *b)
 }
 OSA_INLINE void osa_header_set(osa_block *b, uintptr_t word)
 {
+	OSA_VG_DEFINED(b, sizeof *b);
 	osa_store(&b->word, word);
 	osa_store(&b->check, osa_header_check(b, word));
 }

@@ -14,6 +14,7 @@
 #include <string.h>
 
 int osa_initialised;
+bool osa_on_valgrind;
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static void fork_prepare(void)
@@ -48,6 +49,7 @@ void osa_init_slow(void)
 	if (!osa_initialised) {
 		osa_keys_init();
 		osa_options_init();
+		osa_on_valgrind = OSA_VG_DETECT();
 		osa_tcache_init();
 		__atomic_store_n(&osa_initialised, 1, __ATOMIC_RELEASE);
 		/* These may allocate (through the C library): after the flag. */
@@ -81,6 +83,8 @@ static void strict_arm(osa_block *b, size_t size)
 {
 	void *p = osa_block_to_ptr(b);
 	uint64_t c = canary_value(p);
+	OSA_VG_DEFINED((char *)p + size, sizeof c);
+	OSA_VG_DEFINED(strict_size_word(b), sizeof(uintptr_t));
 	memcpy((char *)p + size, &c, sizeof c);
 	*strict_size_word(b) = size;
 }
@@ -158,6 +162,17 @@ static enum kind resolve(const void *ptr, osa_block **out)
 
 /* ---- allocation ---- */
 
+static size_t usable_heap(const osa_block *b);
+
+/* Usable size of a block just allocated (no misuse checks needed). */
+static size_t usable_of_new(void *p)
+{
+	osa_block *b = osa_block_from_ptr(p);
+	if (osa_pagemap_is_start((uintptr_t)p))
+		return usable_heap(b);
+	return osa_large_usable(b);
+}
+
 /* Allocates size (1..OSA_MAX_REQUEST) bytes; *dirty is how many leading
  * payload bytes may be non-zero. */
 OSA_COLD static void *alloc_slow(size_t size, size_t *dirty)
@@ -230,6 +245,10 @@ static void *alloc_common(size_t size, enum osa_api api, size_t *dirty)
 	}
 	osa_current_api = api;
 	void *p = alloc_slow(size, dirty);
+	if (p && OSA_UNLIKELY(osa_on_valgrind)) {
+		OSA_VG_MALLOC(p, usable_of_new(p));
+		*dirty = size; /* memcheck must see calloc's zeros written */
+	}
 	if (p && OSA_UNLIKELY(osa_opt.zero) && *dirty) {
 		memset(p, 0, size);
 		*dirty = 0;
@@ -269,6 +288,7 @@ OSALLOC_API void *os_calloc(size_t nmemb, size_t size)
 static void release(const void *ptr, enum kind kind, osa_block *b)
 {
 	osa_stats_count(false);
+	OSA_VG_FREE(ptr);
 	if (kind == LARGE) {
 		osa_large_free(b);
 		return;
@@ -277,7 +297,6 @@ static void release(const void *ptr, enum kind kind, osa_block *b)
 		strict_verify(b);
 	osa_heap_free(b);
 	osa_heap_lock_release();
-	(void)ptr;
 }
 
 OSA_COLD static void free_slow(void *ptr, enum osa_api api)
@@ -354,6 +373,7 @@ static void *realloc_heap(void *ptr, osa_block *b, size_t size)
 	    osa_heap_resize(b, heap_block_for(size))) {
 		if (strict())
 			strict_arm(b, size);
+		OSA_VG_RESIZE(ptr, old, usable_heap(b));
 		osa_heap_lock_release();
 		return ptr;
 	}
@@ -364,7 +384,8 @@ static void *realloc_heap(void *ptr, osa_block *b, size_t size)
 static void *realloc_large(void *ptr, osa_block *b, size_t size)
 {
 	size_t old = osa_large_usable(b);
-	if (size >= osa_opt.mmap_threshold)
+	/* Under valgrind, moving by mremap would hide the block's history. */
+	if (size >= osa_opt.mmap_threshold && !osa_on_valgrind)
 		return osa_large_realloc(b, size);
 	void *n = realloc_move(ptr, old, size);
 	return n ? n : (size <= old ? ptr : NULL); /* shrinking never fails */
@@ -437,6 +458,7 @@ static void *aligned_common(size_t align, size_t size, enum osa_api api)
 	}
 	if (p) {
 		osa_stats_count(true);
+		OSA_VG_MALLOC(p, usable_of_new(p));
 		if (osa_opt.zero)
 			memset(p, 0, size);
 	}
