@@ -51,9 +51,12 @@ static void *generation_run(void *arg)
 	}
 	l->ops += 2 * STEPS;
 	if (--l->generations > 0) {
+		pthread_t next;
+
+		/* set before the successor starts: it joins this thread */
 		l->prev = pthread_self();
 		l->has_prev = 1;
-		if (pthread_create(&l->prev, NULL, generation_run, l) != 0)
+		if (pthread_create(&next, NULL, generation_run, l) != 0)
 			bench_fail("pthread_create failed");
 	} else {
 		pthread_detach(pthread_self());
@@ -89,9 +92,9 @@ int main(int argc, char **argv)
 		l[t].ops = SLOTS;
 	}
 	for (t = 0; t < n; t++) {
+		/* joined by its successor (or detached, if it is the last) */
 		if (pthread_create(&first, NULL, generation_run, &l[t]) != 0)
 			bench_fail("pthread_create failed");
-		pthread_detach(first);
 	}
 	for (t = 0; t < n; t++)
 		sem_wait(&l[t].done);
