@@ -116,7 +116,9 @@ enum kind { HEAP, LARGE };
  * sits in a thread cache: freed already. */
 static bool in_cache(const osa_block *b)
 {
-	if (osa_block_size(b) > OSA_CACHE_MAX_BLOCK)
+	/* Under valgrind there are no caches (and the payload may be
+	 * uninitialised, which memcheck would report). */
+	if (osa_block_size(b) > OSA_CACHE_MAX_BLOCK || osa_on_valgrind)
 		return false;
 	const uintptr_t *w = (const uintptr_t *)(b + 1);
 	return w[1] == osa_link_check(b, w[0]);
@@ -332,11 +334,11 @@ OSALLOC_API void os_free(void *ptr)
 		size_t cls = size >> 4;
 		uintptr_t *pw = (uintptr_t *)ptr;
 		if (OSA_LIKELY(size <= OSA_CACHE_MAX_BLOCK && tc &&
+			       tc->count[cls] < tc->limit[cls] &&
 			       osa_load(&b->check) == osa_header_check(b, w) &&
 			       (w & OSA_STATE_MASK) == OSA_USED &&
 			       osa_header_ok((osa_block *)(p - OSA_HDR + size)) &&
-			       pw[1] != osa_link_check(b, pw[0]) &&
-			       tc->count[cls] < tc->limit[cls])) {
+			       pw[1] != osa_link_check(b, pw[0]))) {
 			osa_tcache_push(tc, cls, b);
 			osa_tcache_count_free(tc);
 			return;
@@ -368,12 +370,20 @@ static void *realloc_move(void *ptr, size_t old, size_t size)
 
 static void *realloc_heap(void *ptr, osa_block *b, size_t size)
 {
-	size_t old = usable_heap(b);
-	if (size < osa_opt.mmap_threshold &&
-	    osa_heap_resize(b, heap_block_for(size))) {
+	size_t old = usable_heap(b), need = heap_block_for(size);
+	size_t bsize = osa_block_size(b);
+	bool shrink = need <= bsize; /* always succeeds in place */
+	if (shrink && osa_on_valgrind) {
+		/* Tell memcheck first: the tail becomes no-access, and the
+		 * allocator then writes its metadata there. */
+		size_t kept = bsize - need >= OSA_MIN_BLOCK ? need : bsize;
+		OSA_VG_RESIZE(ptr, old, strict() ? size : kept - OSA_HDR);
+	}
+	if (size < osa_opt.mmap_threshold && osa_heap_resize(b, need)) {
 		if (strict())
 			strict_arm(b, size);
-		OSA_VG_RESIZE(ptr, old, usable_heap(b));
+		if (!shrink)
+			OSA_VG_RESIZE(ptr, old, usable_heap(b));
 		osa_heap_lock_release();
 		return ptr;
 	}
