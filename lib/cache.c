@@ -74,6 +74,18 @@ struct osa_tcache *osa_tcache_create(void)
 	return tc;
 }
 
+bool osa_tcache_count(bool alloc)
+{
+	struct osa_tcache *tc = osa_tcache_self;
+	if (!tc || tc == &no_cache)
+		return false;
+	if (alloc)
+		__atomic_store_n(&tc->nalloc, tc->nalloc + 1, __ATOMIC_RELAXED);
+	else
+		osa_tcache_count_free(tc);
+	return true;
+}
+
 void osa_tcache_report_corrupt(const void *ptr)
 {
 	osa_fatal(osa_current_api, OSA_E_FREE_LIST, ptr);

@@ -38,9 +38,10 @@ enum {
 	OSA_CACHE_MAX_BLOCK = 1024,  /* largest block a thread cache holds */
 	OSA_CACHE_CLASSES = OSA_CACHE_MAX_BLOCK / 16 + 1, /* index = size/16 */
 	OSA_EXACT_BINS = 64,         /* bins 0..63: one block size (16*i) each */
-	OSA_SUB_BITS = 3,            /* above 1 KiB: 8 bins per power of two */
+	OSA_SUB_BITS = 4,            /* above 1 KiB: 16 bins per power of two,
+					each 1/16 wide: any fit wastes < 7% */
 	OSA_NBINS = OSA_EXACT_BINS + (48 - 10) * (1 << OSA_SUB_BITS),
-	OSA_BESTFIT_SCAN = 32,       /* blocks inspected in a ranged bin */
+	OSA_BESTFIT_SCAN = 8,        /* blocks inspected in a ranged bin */
 };
 
 /* Largest request served at all: keeps every later size computation
@@ -237,6 +238,7 @@ extern __thread struct osa_tcache *osa_tcache_self
 void osa_tcache_init(void);
 struct osa_tcache *osa_tcache_create(void); /* NULL: no cache here */
 void osa_tcache_flush_self(void); /* empties the caller's cache */
+bool osa_tcache_count(bool alloc); /* false: the caller has no cache */
 int osa_tcache_check_self(void);  /* -1 after reporting */
 void *osa_tcache_refill(struct osa_tcache *tc, size_t cls);
 void osa_tcache_flush(struct osa_tcache *tc, size_t cls);

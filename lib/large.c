@@ -188,8 +188,16 @@ void *osa_large_realloc(osa_block *b, size_t size)
 		osa_fatal(osa_current_api, OSA_E_DOUBLE_FREE, (void *)ptr);
 	size_t offset = ptr - e.base;
 	size_t length = osa_align_up(size + offset, OSA_PAGE);
-	if (length == e.length)
-		return (void *)ptr;
+	if (length <= e.length && length + e.length / 2 > e.length)
+		return (void *)ptr; /* shrinks by less than half: keep it */
+	if (length > e.length) {
+		/* Grow by a quarter at least, so that a block grown in small
+		 * steps is remapped O(log n) times; untouched pages of the
+		 * slack cost address space, not memory. */
+		size_t step = osa_align_up(e.length / 4, OSA_PAGE);
+		if (length - e.length < step && e.length + step > e.length)
+			length = e.length + step;
+	}
 	void *m = osa_sys_mremap((void *)e.base, e.length, length);
 	if (!m) {
 		errno = ENOMEM;

@@ -22,6 +22,9 @@ void osa_stats_note_in_use(size_t in_use)
 
 void osa_stats_count(bool alloc)
 {
+	/* The thread's cache keeps its own counters (no atomic needed). */
+	if (osa_tcache_count(alloc))
+		return;
 	__atomic_add_fetch(alloc ? &slow_allocs : &slow_frees, 1,
 			   __ATOMIC_RELAXED);
 }
