@@ -27,7 +27,7 @@ static bool exit_key_ok;
  * so the fast paths always fall through to the heap. */
 static struct osa_tcache no_cache;
 
-enum { BATCH_BYTES = 4096, LIMIT_BYTES = 8192, LIMIT_MIN = 8, LIMIT_MAX = 64 };
+enum { BATCH_BYTES = 8192, LIMIT_BYTES = 32768, LIMIT_MIN = 16, LIMIT_MAX = 256 };
 
 static void cache_destroy(void *arg);
 

@@ -11,12 +11,15 @@
  * blocks are free; a free block's successor has PREV_FREE set; every block
  * start has its pagemap bit.  All functions here run with osa_heap_lock held.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP */
+#endif
 #include "internal.h"
 
 #include <errno.h>
 #include <string.h>
 
-pthread_mutex_t osa_heap_lock = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t osa_heap_lock = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP;
 
 struct osa_segment {
 	uint64_t canary;          /* keyed with the segment's address */
@@ -84,7 +87,8 @@ void osa_heap_lock_release(void)
 
 void osa_heap_after_fork_child(void)
 {
-	pthread_mutex_init(&osa_heap_lock, NULL);
+	pthread_mutex_t fresh = PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP;
+	osa_heap_lock = fresh;
 	in_heap = false;
 }
 
