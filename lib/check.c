@@ -12,7 +12,8 @@
 
 struct osa_keys osa_keys;
 void (*osa_fatal_hook)(enum osa_api, enum osa_cause, const void *);
-__thread enum osa_api osa_current_api;
+__thread enum osa_api osa_current_api
+    __attribute__((tls_model("initial-exec")));
 
 void osa_keys_init(void)
 {
@@ -54,6 +55,19 @@ static const char *const api_text[] = {
 	[OSA_API_USABLE_SIZE] = "os_malloc_usable_size",
 	[OSA_API_HEAP_CHECK] = "os_heap_check",
 	[OSA_API_REALLOCARRAY] = "os_reallocarray",
+	[OSA_API_STD_MALLOC] = "malloc",
+	[OSA_API_STD_CALLOC] = "calloc",
+	[OSA_API_STD_REALLOC] = "realloc",
+	[OSA_API_STD_REALLOCARRAY] = "reallocarray",
+	[OSA_API_STD_FREE] = "free",
+	[OSA_API_STD_FREE_SIZED] = "free_sized",
+	[OSA_API_STD_FREE_ALIGNED_SIZED] = "free_aligned_sized",
+	[OSA_API_STD_POSIX_MEMALIGN] = "posix_memalign",
+	[OSA_API_STD_ALIGNED_ALLOC] = "aligned_alloc",
+	[OSA_API_STD_MEMALIGN] = "memalign",
+	[OSA_API_STD_VALLOC] = "valloc",
+	[OSA_API_STD_PVALLOC] = "pvalloc",
+	[OSA_API_STD_USABLE_SIZE] = "malloc_usable_size",
 };
 
 const char *osa_cause_text(enum osa_cause cause)

@@ -47,7 +47,8 @@ static struct {
 	uint64_t canary_tail;
 } H;
 
-static __thread bool in_heap; /* recursion guard (signal handlers) */
+/* Recursion guard (a signal handler calling in while the lock is held). */
+static __thread bool in_heap __attribute__((tls_model("initial-exec")));
 
 /* ---- state integrity and locking ---- */
 

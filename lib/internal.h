@@ -134,6 +134,20 @@ enum osa_api {
 	OSA_API_USABLE_SIZE,
 	OSA_API_HEAP_CHECK,
 	OSA_API_REALLOCARRAY,
+	/* The drop-in library's calls (libosalloc-malloc). */
+	OSA_API_STD_MALLOC,
+	OSA_API_STD_CALLOC,
+	OSA_API_STD_REALLOC,
+	OSA_API_STD_REALLOCARRAY,
+	OSA_API_STD_FREE,
+	OSA_API_STD_FREE_SIZED,
+	OSA_API_STD_FREE_ALIGNED_SIZED,
+	OSA_API_STD_POSIX_MEMALIGN,
+	OSA_API_STD_ALIGNED_ALLOC,
+	OSA_API_STD_MEMALIGN,
+	OSA_API_STD_VALLOC,
+	OSA_API_STD_PVALLOC,
+	OSA_API_STD_USABLE_SIZE,
 };
 
 /* Writes "osalloc: <api>(): <cause>: <ptr>" with one write(2); errno kept. */
@@ -146,7 +160,8 @@ OSA_NORETURN void osa_fatal(enum osa_api api, enum osa_cause cause,
 extern void (*osa_fatal_hook)(enum osa_api, enum osa_cause, const void *);
 /* The api whose call is in progress in this thread (for reports raised deep
  * inside the heap). */
-extern __thread enum osa_api osa_current_api;
+extern __thread enum osa_api osa_current_api
+    __attribute__((tls_model("initial-exec")));
 void osa_keys_init(void);
 const char *osa_cause_text(enum osa_cause cause);
 

@@ -8,6 +8,7 @@
  * read; misuse ends in osa_fatal with the name of the public call.
  */
 #include "internal.h"
+#include "fastpath.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -213,30 +214,6 @@ OSA_COLD static void *alloc_slow(size_t size, size_t *dirty)
 	return osa_block_to_ptr(b);
 }
 
-/* The thread-cache pop: the whole fast path of a small allocation. */
-OSA_INLINE void *cache_pop(size_t size)
-{
-	struct osa_tcache *tc = osa_tcache_self;
-	if (OSA_LIKELY(size - 1 < OSA_CACHE_MAX_BLOCK - OSA_HDR && tc)) {
-		size_t cls = (size + OSA_HDR + 15) >> 4;
-		osa_block *b = tc->head[cls];
-		if (OSA_LIKELY(b)) {
-			uintptr_t *w = (uintptr_t *)(b + 1);
-			uintptr_t enc = w[0];
-			if (OSA_UNLIKELY(w[1] != osa_link_check(b, enc)))
-				osa_fatal(OSA_API_MALLOC, OSA_E_FREE_LIST, w);
-			tc->head[cls] = (osa_block *)(enc ^ osa_keys.link);
-			w[1] = 0;
-			__atomic_store_n(&tc->count[cls], tc->count[cls] - 1,
-					 __ATOMIC_RELAXED);
-			__atomic_store_n(&tc->nalloc, tc->nalloc + 1,
-					 __ATOMIC_RELAXED);
-			return w;
-		}
-	}
-	return NULL;
-}
-
 static void *alloc_common(size_t size, enum osa_api api, size_t *dirty)
 {
 	if (OSA_UNLIKELY(size == 0))
@@ -258,31 +235,41 @@ static void *alloc_common(size_t size, enum osa_api api, size_t *dirty)
 	return p;
 }
 
+void *osa_alloc_api(size_t size, enum osa_api api)
+{
+	size_t dirty;
+	return alloc_common(size, api, &dirty);
+}
+
+/* calloc after the fast path missed; total = nmemb * size, no overflow. */
+void *osa_calloc_api(size_t total, enum osa_api api)
+{
+	size_t dirty;
+	void *p = alloc_common(total, api, &dirty);
+	if (p && dirty)
+		memset(p, 0, dirty < total ? dirty : total);
+	return p;
+}
+
 OSALLOC_API void *os_malloc(size_t size)
 {
-	void *p = cache_pop(size);
+	void *p = osa_cache_pop(size, OSA_API_MALLOC);
 	if (OSA_LIKELY(p != NULL))
 		return p;
-	size_t dirty;
-	return alloc_common(size, OSA_API_MALLOC, &dirty);
+	return osa_alloc_api(size, OSA_API_MALLOC);
 }
 
 OSALLOC_API void *os_calloc(size_t nmemb, size_t size)
 {
-	size_t total, dirty;
+	size_t total;
 	if (OSA_UNLIKELY(__builtin_mul_overflow(nmemb, size, &total))) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	void *p = cache_pop(total);
-	if (p) {
-		memset(p, 0, total);
-		return p;
-	}
-	p = alloc_common(total, OSA_API_CALLOC, &dirty);
-	if (p && dirty)
-		memset(p, 0, dirty < total ? dirty : total);
-	return p;
+	void *p = osa_cache_pop(total, OSA_API_CALLOC);
+	if (p)
+		return memset(p, 0, total);
+	return osa_calloc_api(total, OSA_API_CALLOC);
 }
 
 /* ---- free ---- */
@@ -301,7 +288,7 @@ static void release(const void *ptr, enum kind kind, osa_block *b)
 	osa_heap_lock_release();
 }
 
-OSA_COLD static void free_slow(void *ptr, enum osa_api api)
+void osa_free_api(void *ptr, enum osa_api api)
 {
 	osa_ensure_init();
 	osa_current_api = api;
@@ -323,28 +310,11 @@ OSA_COLD static void free_slow(void *ptr, enum osa_api api)
 
 OSALLOC_API void os_free(void *ptr)
 {
-	uintptr_t p = (uintptr_t)ptr;
 	if (OSA_UNLIKELY(!ptr))
 		return;
-	struct osa_tcache *tc = osa_tcache_self;
-	if (OSA_LIKELY(!(p & (OSA_ALIGN - 1)) && osa_pagemap_is_start(p))) {
-		osa_block *b = osa_block_from_ptr(ptr);
-		uintptr_t w = osa_load(&b->word);
-		size_t size = w & ~OSA_FLAG_MASK;
-		size_t cls = size >> 4;
-		uintptr_t *pw = (uintptr_t *)ptr;
-		if (OSA_LIKELY(size <= OSA_CACHE_MAX_BLOCK && tc &&
-			       tc->count[cls] < tc->limit[cls] &&
-			       osa_load(&b->check) == osa_header_check(b, w) &&
-			       (w & OSA_STATE_MASK) == OSA_USED &&
-			       osa_header_ok((osa_block *)(p - OSA_HDR + size)) &&
-			       pw[1] != osa_link_check(b, pw[0]))) {
-			osa_tcache_push(tc, cls, b);
-			osa_tcache_count_free(tc);
-			return;
-		}
-	}
-	free_slow(ptr, OSA_API_FREE);
+	if (OSA_LIKELY(osa_cache_free(ptr)))
+		return;
+	osa_free_api(ptr, OSA_API_FREE);
 }
 
 /* ---- realloc ---- */
@@ -401,13 +371,13 @@ static void *realloc_large(void *ptr, osa_block *b, size_t size)
 	return n ? n : (size <= old ? ptr : NULL); /* shrinking never fails */
 }
 
-static void *realloc_common(void *ptr, size_t size, enum osa_api api)
+void *osa_realloc_api(void *ptr, size_t size, enum osa_api api)
 {
 	size_t dirty;
 	if (!ptr)
 		return alloc_common(size, api, &dirty);
 	if (size == 0) {
-		free_slow(ptr, api);
+		osa_free_api(ptr, api);
 		return NULL;
 	}
 	osa_ensure_init();
@@ -427,7 +397,7 @@ static void *realloc_common(void *ptr, size_t size, enum osa_api api)
 
 OSALLOC_API void *os_realloc(void *ptr, size_t size)
 {
-	return realloc_common(ptr, size, OSA_API_REALLOC);
+	return osa_realloc_api(ptr, size, OSA_API_REALLOC);
 }
 
 OSALLOC_API void *os_reallocarray(void *ptr, size_t nmemb, size_t size)
@@ -437,12 +407,12 @@ OSALLOC_API void *os_reallocarray(void *ptr, size_t nmemb, size_t size)
 		errno = ENOMEM;
 		return NULL;
 	}
-	return realloc_common(ptr, total, OSA_API_REALLOCARRAY);
+	return osa_realloc_api(ptr, total, OSA_API_REALLOCARRAY);
 }
 
 /* ---- aligned allocation ---- */
 
-static void *aligned_common(size_t align, size_t size, enum osa_api api)
+void *osa_aligned_api(size_t align, size_t size, enum osa_api api)
 {
 	size_t dirty;
 	if (align <= OSA_ALIGN)
@@ -486,7 +456,7 @@ OSALLOC_API void *os_aligned_alloc(size_t alignment, size_t size)
 		errno = EINVAL;
 		return NULL;
 	}
-	return aligned_common(alignment, size, OSA_API_ALIGNED_ALLOC);
+	return osa_aligned_api(alignment, size, OSA_API_ALIGNED_ALLOC);
 }
 
 OSALLOC_API int os_posix_memalign(void **memptr, size_t alignment, size_t size)
@@ -498,7 +468,7 @@ OSALLOC_API int os_posix_memalign(void **memptr, size_t alignment, size_t size)
 		return 0;
 	}
 	int saved = errno;
-	void *p = aligned_common(alignment, size, OSA_API_POSIX_MEMALIGN);
+	void *p = osa_aligned_api(alignment, size, OSA_API_POSIX_MEMALIGN);
 	if (!p) {
 		int err = errno;
 		errno = saved;
@@ -510,18 +480,23 @@ OSALLOC_API int os_posix_memalign(void **memptr, size_t alignment, size_t size)
 
 /* ---- queries ---- */
 
-OSALLOC_API size_t os_malloc_usable_size(void *ptr)
+size_t osa_usable_api(void *ptr, enum osa_api api)
 {
 	if (!ptr)
 		return 0;
 	osa_ensure_init();
-	osa_current_api = OSA_API_USABLE_SIZE;
+	osa_current_api = api;
 	osa_block *b;
 	if (resolve(ptr, &b) == LARGE)
 		return osa_large_usable(b);
 	size_t n = usable_heap(b);
 	osa_heap_lock_release();
 	return n;
+}
+
+OSALLOC_API size_t os_malloc_usable_size(void *ptr)
+{
+	return osa_usable_api(ptr, OSA_API_USABLE_SIZE);
 }
 
 OSALLOC_API int os_heap_check(void)
