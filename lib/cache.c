@@ -45,8 +45,9 @@ static unsigned class_limit(size_t cls)
 /* Heap lock held. */
 struct osa_tcache *osa_tcache_create(void)
 {
-	if (!osa_opt.cache || osa_opt.zero || osa_opt.junk ||
-	    osa_opt.check >= 2 || osa_on_valgrind || !exit_key_ok) {
+	bool off = osa_opt.cache == 0 || (osa_opt.cache < 0 && osa_on_valgrind);
+	if (off || osa_opt.zero || osa_opt.junk || osa_opt.check >= 2 ||
+	    !exit_key_ok) {
 		osa_tcache_self = &no_cache;
 		return NULL;
 	}

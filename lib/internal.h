@@ -95,13 +95,13 @@ struct osa_keys {
 };
 extern struct osa_keys osa_keys;
 
-/* Mixes a word into 64 well-spread bits (a multiply-xorshift). */
+/* Check values are (fields ^ address ^ key) times an odd constant: a
+ * bijection, so any change of any bit of the fields changes the check, and
+ * without the per-process key no value can be forged.  One multiply keeps
+ * the checks cheap enough for the fast paths. */
 OSA_INLINE uint64_t osa_mix(uint64_t x)
 {
-	x ^= x >> 32;
-	x *= 0xd6e8feb86659fd93ULL;
-	x ^= x >> 32;
-	return x;
+	return x * 0xd6e8feb86659fd93ULL;
 }
 
 OSA_INLINE uintptr_t osa_header_check(const osa_block *b, uintptr_t word)
@@ -293,7 +293,7 @@ struct osa_options {
 	bool zero;
 	bool junk;
 	int check; /* 1 default, 2 strict canaries */
-	bool cache;
+	int cache; /* -1: automatic (on unless under valgrind), 0, 1 */
 	bool stats;
 };
 extern struct osa_options osa_opt;

@@ -40,7 +40,8 @@ size_t osa_large_bytes(void)
 
 static size_t slot_of(uintptr_t ptr, size_t slots)
 {
-	return (size_t)(osa_mix(ptr) & (slots - 1));
+	/* Fibonacci hashing: the product's top bits depend on every bit. */
+	return (size_t)(osa_mix(ptr) >> (64 - __builtin_ctzll(slots)));
 }
 
 static long find(uintptr_t ptr)

@@ -15,7 +15,7 @@ struct osa_options osa_opt = {
 	.zero = false,
 	.junk = false,
 	.check = 1,
-	.cache = true,
+	.cache = -1, /* on, but off under valgrind unless cache=1 is given */
 	.stats = false,
 };
 
@@ -75,7 +75,7 @@ static void set_prealloc(size_t v) { osa_opt.heap_prealloc = v; }
 static void set_zero(size_t v) { osa_opt.zero = v; }
 static void set_junk(size_t v) { osa_opt.junk = v; }
 static void set_check(size_t v) { osa_opt.check = (int)v; }
-static void set_cache(size_t v) { osa_opt.cache = v; }
+static void set_cache(size_t v) { osa_opt.cache = (int)v; }
 static void set_stats(size_t v) { osa_opt.stats = v; }
 
 static const struct opt_desc table[] = {
