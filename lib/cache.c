@@ -42,7 +42,8 @@ static unsigned class_limit(size_t cls)
 	return (unsigned)(n < LIMIT_MIN ? LIMIT_MIN : n > LIMIT_MAX ? LIMIT_MAX : n);
 }
 
-/* Heap lock held. */
+/* Gives the calling thread a cache (NULL: none now).  Takes the heap lock
+ * itself, and calls pthread_setspecific outside it: that may allocate. */
 struct osa_tcache *osa_tcache_create(void)
 {
 	bool off = osa_opt.cache == 0 || (osa_opt.cache < 0 && osa_on_valgrind);
@@ -52,17 +53,21 @@ struct osa_tcache *osa_tcache_create(void)
 		return NULL;
 	}
 	size_t dirty;
+	osa_heap_lock_acquire();
 	osa_block *b = osa_heap_alloc(
 	    osa_request_to_block(sizeof(struct osa_tcache)), &dirty);
+	osa_heap_lock_release();
 	if (!b)
 		return NULL; /* try again next time */
 	struct osa_tcache *tc = osa_block_to_ptr(b);
 	memset(tc, 0, sizeof *tc);
 	for (size_t c = 2; c < OSA_CACHE_CLASSES; c++)
 		tc->limit[c] = (uint16_t)class_limit(c);
+	osa_tcache_self = &no_cache; /* while registering */
 	if (pthread_setspecific(exit_key, tc) != 0) {
+		osa_heap_lock_acquire();
 		osa_heap_free(b);
-		osa_tcache_self = &no_cache;
+		osa_heap_lock_release();
 		return NULL;
 	}
 	pthread_mutex_lock(&list_lock);

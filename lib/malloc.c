@@ -190,11 +190,8 @@ OSA_COLD static void *alloc_slow(size_t size, size_t *dirty)
 	}
 	size_t block = heap_block_for(size);
 	struct osa_tcache *tc = osa_tcache_self;
-	if (!tc) {
-		osa_heap_lock_acquire();
+	if (!tc)
 		tc = osa_tcache_create();
-		osa_heap_lock_release();
-	}
 	if (tc && block <= OSA_CACHE_MAX_BLOCK && tc->limit[block >> 4]) {
 		*dirty = block - OSA_HDR;
 		void *p = osa_tcache_refill(tc, block >> 4);
