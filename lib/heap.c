@@ -413,6 +413,15 @@ static void seg_extend(struct osa_segment *s, size_t len)
 	H.free_bytes += len;
 }
 
+/* The TOP block's header is checked before memory is taken from it. */
+static void verify_top(const struct osa_segment *s)
+{
+	seg_check(s);
+	if (OSA_UNLIKELY(!osa_header_ok(s->top) ||
+			 osa_block_state(s->top) != OSA_TOP))
+		heap_corrupt(OSA_E_HEADER, osa_block_to_ptr(s->top));
+}
+
 /* Gets at least `need` more bytes for the TOP block.  False with ENOMEM. */
 static bool heap_grow(size_t need)
 {
@@ -504,6 +513,7 @@ static osa_block *carve_top(size_t size, size_t *dirty)
 	osa_block *t = s->top;
 	size_t tsize = osa_block_size(t);
 	assert(tsize >= size + OSA_MIN_BLOCK && "TOP has room");
+	verify_top(s);
 	osa_block *nt = block_at((uintptr_t)t + size);
 	osa_header_set(t, size | block_flags(t) | OSA_USED);
 	osa_header_set(nt, (tsize - size) | OSA_TOP);
@@ -531,6 +541,8 @@ osa_block *osa_heap_alloc(size_t size, size_t *dirty)
 		*dirty = osa_block_size(b) - OSA_HDR;
 		return b;
 	}
+	if (H.cur && H.cur->top)
+		verify_top(H.cur);
 	if (!H.cur || !H.cur->top ||
 	    osa_block_size(H.cur->top) < size + OSA_MIN_BLOCK) {
 		size_t have = H.cur && H.cur->top ? osa_block_size(H.cur->top)
