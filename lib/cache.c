@@ -140,28 +140,35 @@ void *osa_tcache_refill(struct osa_tcache *tc, size_t cls)
 	return osa_block_to_ptr(first);
 }
 
-/* Releases half of class cls (or all when `everything`) to the heap. */
-static void flush(struct osa_tcache *tc, size_t cls, bool everything)
+/* Releases class cls down to `keep` blocks; heap lock held. */
+static void drain(struct osa_tcache *tc, size_t cls, unsigned keep)
 {
-	unsigned keep = everything ? 0 : tc->limit[cls] / 2u;
-	osa_heap_lock_acquire();
 	while (tc->count[cls] > keep)
 		osa_heap_free(pop(tc, cls));
+}
+
+/* The cache of class cls is full: half of it goes back to the heap. */
+void osa_tcache_flush(struct osa_tcache *tc, size_t cls)
+{
+	osa_heap_lock_acquire();
+	drain(tc, cls, tc->limit[cls] / 2u);
 	osa_heap_lock_release();
 }
 
-void osa_tcache_flush(struct osa_tcache *tc, size_t cls)
+/* Every class back to the heap under one lock, without needing memory. */
+static void drain_all(struct osa_tcache *tc)
 {
-	flush(tc, cls, false);
+	osa_heap_lock_acquire();
+	for (size_t c = 2; c < OSA_CACHE_CLASSES; c++)
+		drain(tc, c, 0);
+	osa_heap_lock_release();
 }
 
-/* Thread exit: everything back to the heap, without needing memory. */
+/* Thread exit: the cache empties itself and is freed. */
 static void cache_destroy(void *arg)
 {
 	struct osa_tcache *tc = arg;
-	for (size_t c = 2; c < OSA_CACHE_CLASSES; c++)
-		if (tc->count[c])
-			flush(tc, c, true);
+	drain_all(tc);
 	pthread_mutex_lock(&list_lock);
 	if (tc->prev)
 		tc->prev->next = tc->next;
@@ -184,9 +191,7 @@ void osa_tcache_flush_self(void)
 	struct osa_tcache *tc = osa_tcache_self;
 	if (!tc || tc == &no_cache)
 		return;
-	for (size_t c = 2; c < OSA_CACHE_CLASSES; c++)
-		if (tc->count[c])
-			flush(tc, c, true);
+	drain_all(tc);
 }
 
 int osa_tcache_check_self(void)
