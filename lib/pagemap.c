@@ -7,7 +7,8 @@
  * Two levels: a static table indexed by 1 GiB region, and leaves of 2^26 bits
  * (8 MiB of address space, paged in only where used).  The first leaf is
  * static so that the first allocation needs no mapping of its own.  Leaves are
- * never freed.  Bits change under the heap lock; readers use relaxed loads.
+ * never freed.  Bits change only under the heap lock (so a plain
+ * read-modify-write is enough); lock-free readers use relaxed loads.
  */
 #include "internal.h"
 
@@ -51,8 +52,8 @@ void osa_pagemap_set(uintptr_t ptr)
 	uint64_t *leaf = leaf_for(ptr);
 	assert(leaf && "pagemap leaf reserved with the segment");
 	uintptr_t bit = (ptr & ((1u << 30) - 1)) >> 4;
-	__atomic_fetch_or(&leaf[bit >> 6], (uint64_t)1 << (bit & 63),
-			  __ATOMIC_RELAXED);
+	uint64_t *w = &leaf[bit >> 6];
+	__atomic_store_n(w, *w | (uint64_t)1 << (bit & 63), __ATOMIC_RELAXED);
 }
 
 void osa_pagemap_clear(uintptr_t ptr)
@@ -60,6 +61,6 @@ void osa_pagemap_clear(uintptr_t ptr)
 	uint64_t *leaf = leaf_for(ptr);
 	assert(leaf && "pagemap leaf reserved with the segment");
 	uintptr_t bit = (ptr & ((1u << 30) - 1)) >> 4;
-	__atomic_fetch_and(&leaf[bit >> 6], ~((uint64_t)1 << (bit & 63)),
-			   __ATOMIC_RELAXED);
+	uint64_t *w = &leaf[bit >> 6];
+	__atomic_store_n(w, *w & ~((uint64_t)1 << (bit & 63)), __ATOMIC_RELAXED);
 }
