@@ -1,0 +1,506 @@
+/* check_syscalls.c - the system calls osalloc really makes: the first small
+ * allocation costs one brk growth of 128 KiB, later growth is amortized,
+ * requests from the mmap threshold up get one mmap each and os_free gives
+ * them back with one munmap at once, and every such call goes through
+ * lib/os.c (what strace sees equals what os.c counted).
+ *
+ * Copyright (c) 2026 The libosalloc developers.  MIT licence (see COPYING).
+ *
+ * Each scenario runs in a freshly exec'd copy of this program, where
+ * osalloc has not run yet.  A scenario checks itself with the counters of
+ * lib/os.c and sbrk(0), and prints what it saw; the strace cases run the
+ * same scenario under strace and compare the kernel's view between markers
+ * (tst_mark).  Without a working strace those cases say so and pass: the
+ * in-process cases still hold the same properties.
+ */
+#include "common.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "osalloc.h"
+
+enum { KiB = 1024, PREALLOC = 128 * KiB, THRESHOLD = 131072 };
+
+/* The C library's malloc and stdio set up before any measurement, so that
+ * their own brk calls fall outside the markers. */
+static void warm_up_libc(void)
+{
+	void *p = malloc(100);
+	free(p);
+	fflush(stdout);
+}
+
+#define DELTA(a, b, f) ((b).f - (a).f)
+
+/* ---- scenarios ------------------------------------------------------- */
+
+/* The first small allocation: one sbrk of 128 KiB, no mmap.  Then 64 KiB
+ * more of small blocks: no system call at all. */
+static int scenario_first_small(void)
+{
+	warm_up_libc();
+	struct tst_sys s0, s1, s2;
+	tst_sys_snapshot(&s0);
+	tst_mark("begin");
+	void *p = os_malloc(32);
+	tst_mark("end");
+	tst_sys_snapshot(&s1);
+	TST_CHILD_REQUIRE(p != NULL, "os_malloc");
+	TST_CHILD_REQUIRE(DELTA(s0, s1, sbrk) == 1, "%lu sbrk calls",
+			  DELTA(s0, s1, sbrk));
+	TST_CHILD_REQUIRE(DELTA(s0, s1, mmap) == 0, "%lu mmap calls",
+			  DELTA(s0, s1, mmap));
+	size_t expect = (size_t)PREALLOC;
+	const char *opt = getenv("OSALLOC_OPTIONS");
+	if (opt && sscanf(opt, "heap_prealloc=%zu", &expect) != 1)
+		expect = PREALLOC;
+	TST_CHILD_REQUIRE(DELTA(s0, s1, brk) == expect,
+			  "the break moved by %zu, not %zu",
+			  (size_t)DELTA(s0, s1, brk), expect);
+	TST_CHILD_REQUIRE((uintptr_t)p >= s0.brk && (uintptr_t)p < s1.brk,
+			  "%p is not in the new brk range", p);
+
+	tst_mark("begin2");
+	for (int i = 0; i < 1000; i++) {
+		void *q = os_malloc(64);
+		TST_CHILD_REQUIRE(q != NULL, "os_malloc(64) #%d", i);
+	}
+	tst_mark("end2");
+	tst_sys_snapshot(&s2);
+	TST_CHILD_REQUIRE(DELTA(s1, s2, sbrk) == 0 && DELTA(s1, s2, mmap) == 0,
+			  "1000 small allocations made %lu sbrk, %lu mmap calls",
+			  DELTA(s1, s2, sbrk), DELTA(s1, s2, mmap));
+	TST_CHILD_REQUIRE(s2.brk == s1.brk, "the break moved");
+	printf("brk_before=0x%" PRIxPTR " brk_after=0x%" PRIxPTR "\n", s0.brk,
+	       s1.brk);
+	return TST_CHILD_OK;
+}
+
+/* 100,000 small allocations (12.5 MiB): every growth is one sbrk of at
+ * least 128 KiB, so there are at most total/128 KiB of them. */
+static int scenario_amortized(void)
+{
+	enum { N = 100000, SIZE = 100 };
+	warm_up_libc();
+	void *first = os_malloc(SIZE);
+	TST_CHILD_REQUIRE(first != NULL, "os_malloc");
+	struct tst_sys start, s0, s1;
+	tst_sys_snapshot(&start);
+	unsigned long growths = 0;
+	size_t smallest = SIZE_MAX;
+	tst_mark("begin");
+	for (int i = 0; i < N; i++) {
+		tst_sys_snapshot(&s0);
+		void *p = os_malloc(SIZE);
+		tst_sys_snapshot(&s1);
+		TST_CHILD_REQUIRE(p != NULL, "os_malloc #%d", i);
+		if (s1.brk == s0.brk) {
+			TST_CHILD_REQUIRE(DELTA(s0, s1, sbrk) == 0,
+					  "an sbrk that did not move the break");
+			continue;
+		}
+		TST_CHILD_REQUIRE(DELTA(s0, s1, sbrk) == 1,
+				  "%lu sbrk calls for one allocation",
+				  DELTA(s0, s1, sbrk));
+		size_t grew = DELTA(s0, s1, brk);
+		TST_CHILD_REQUIRE(grew >= 128 * KiB,
+				  "allocation %d grew the heap by %zu bytes", i,
+				  grew);
+		if (grew < smallest)
+			smallest = grew;
+		growths++;
+	}
+	tst_mark("end");
+	TST_CHILD_REQUIRE(DELTA(start, s1, mmap) == 0, "%lu mmap calls",
+			  DELTA(start, s1, mmap));
+	size_t total = DELTA(start, s1, brk);
+	TST_CHILD_REQUIRE(total >= (size_t)N * SIZE, "grew %zu only", total);
+	TST_CHILD_REQUIRE(growths >= 1 && growths <= total / (128 * KiB),
+			  "%lu growths for %zu bytes", growths, total);
+	TST_CHILD_REQUIRE(DELTA(start, s1, sbrk) == growths,
+			  "%lu sbrk calls, %lu growths",
+			  DELTA(start, s1, sbrk), growths);
+	struct os_mallinfo m;
+	os_mallinfo(&m);
+	TST_CHILD_REQUIRE(m.heap_segments == 1, "%zu segments",
+			  m.heap_segments);
+	printf("growths=%lu smallest=%zu\n", growths, smallest);
+	return TST_CHILD_OK;
+}
+
+/* Requests at and above the threshold: one mmap each, no brk; os_free:
+ * one munmap each, and the mapping is gone at once. */
+static int scenario_large(void)
+{
+	static const size_t sizes[] = {THRESHOLD,     THRESHOLD + 1, 200000,
+				       1 << 20,       (1 << 20) + 5, 3 << 20,
+				       THRESHOLD * 4, 999999};
+	enum { N = sizeof sizes / sizeof sizes[0] };
+	warm_up_libc();
+	long maps0 = tst_maps_count();
+	for (size_t i = 0; i < N; i++) {
+		struct tst_sys s0, s1, s2;
+		char label[32];
+		tst_sys_snapshot(&s0);
+		snprintf(label, sizeof label, "alloc%zu", i);
+		tst_mark(label);
+		unsigned char *p = os_malloc(sizes[i]);
+		snprintf(label, sizeof label, "alloc%zu-end", i);
+		tst_mark(label);
+		tst_sys_snapshot(&s1);
+		TST_CHILD_REQUIRE(p != NULL, "os_malloc(%zu)", sizes[i]);
+		TST_CHILD_REQUIRE(DELTA(s0, s1, mmap) == 1 &&
+				      DELTA(s0, s1, sbrk) == 0 &&
+				      DELTA(s0, s1, munmap) == 0,
+				  "os_malloc(%zu): %lu mmap, %lu sbrk, %lu "
+				  "munmap",
+				  sizes[i], DELTA(s0, s1, mmap),
+				  DELTA(s0, s1, sbrk), DELTA(s0, s1, munmap));
+		TST_CHILD_REQUIRE(s1.brk == s0.brk, "the break moved");
+		TST_CHILD_REQUIRE(tst_is_mapped(p) &&
+				      tst_is_mapped(p + sizes[i] - 1),
+				  "block %zu not mapped", i);
+		p[0] = 1;
+		p[sizes[i] - 1] = 2;
+		snprintf(label, sizeof label, "free%zu", i);
+		tst_mark(label);
+		os_free(p);
+		snprintf(label, sizeof label, "free%zu-end", i);
+		tst_mark(label);
+		tst_sys_snapshot(&s2);
+		TST_CHILD_REQUIRE(DELTA(s1, s2, munmap) == 1 &&
+				      DELTA(s1, s2, mmap) == 0,
+				  "os_free of %zu bytes: %lu munmap, %lu mmap",
+				  sizes[i], DELTA(s1, s2, munmap),
+				  DELTA(s1, s2, mmap));
+		TST_CHILD_REQUIRE(!tst_is_mapped(p) &&
+				      !tst_is_mapped(p + sizes[i] - 1),
+				  "block %zu still mapped after os_free", i);
+		TST_CHILD_REQUIRE(tst_maps_count() == maps0,
+				  "%ld mappings, %ld before", tst_maps_count(),
+				  maps0);
+	}
+	printf("n=%d\n", (int)N);
+	return TST_CHILD_OK;
+}
+
+/* One byte under the threshold: from the brk heap, no mmap, no munmap. */
+static int scenario_below_threshold(void)
+{
+	warm_up_libc();
+	struct tst_sys s0, s1, s2;
+	tst_sys_snapshot(&s0);
+	tst_mark("begin");
+	unsigned char *p = os_malloc(THRESHOLD - 1);
+	tst_mark("end");
+	tst_sys_snapshot(&s1);
+	TST_CHILD_REQUIRE(p != NULL, "os_malloc");
+	TST_CHILD_REQUIRE(DELTA(s0, s1, mmap) == 0, "%lu mmap calls",
+			  DELTA(s0, s1, mmap));
+	TST_CHILD_REQUIRE(DELTA(s0, s1, sbrk) >= 1, "no sbrk");
+	TST_CHILD_REQUIRE((uintptr_t)p >= s0.brk &&
+			      (uintptr_t)p + THRESHOLD - 1 <= s1.brk,
+			  "%p is not in the brk heap", (void *)p);
+	memset(p, 3, THRESHOLD - 1);
+	tst_mark("begin2");
+	os_free(p);
+	tst_mark("end2");
+	tst_sys_snapshot(&s2);
+	TST_CHILD_REQUIRE(DELTA(s1, s2, munmap) == 0 && DELTA(s1, s2, sbrk) == 0,
+			  "os_free made system calls");
+	printf("ok\n");
+	return TST_CHILD_OK;
+}
+
+/* A mixed workload; prints what lib/os.c counted between the markers. */
+static int scenario_mixed(void)
+{
+	warm_up_libc();
+	struct tst_sys s0, s1;
+	void *keep[400] = {0};
+	uint64_t rng = 3;
+	tst_sys_snapshot(&s0);
+	tst_mark("begin");
+	for (int r = 0; r < 4000; r++) {
+		size_t k = tst_rand(&rng) % 400;
+		if (keep[k]) {
+			if (tst_rand(&rng) % 3 == 0) {
+				void *q = os_realloc(
+				    keep[k], tst_rand_range(&rng, 1, 400000));
+				if (q)
+					keep[k] = q;
+			} else {
+				os_free(keep[k]);
+				keep[k] = NULL;
+			}
+			continue;
+		}
+		size_t n = tst_rand(&rng) % 10 == 0
+			       ? tst_rand_range(&rng, 100000, 900000)
+			       : tst_rand_range(&rng, 1, 30000);
+		keep[k] = tst_rand(&rng) % 2 ? os_malloc(n) : os_calloc(1, n);
+	}
+	for (int k = 0; k < 400; k++)
+		os_free(keep[k]);
+	tst_mark("end");
+	tst_sys_snapshot(&s1);
+	printf("sbrk=%lu mmap=%lu munmap=%lu mremap=%lu\n", DELTA(s0, s1, sbrk),
+	       DELTA(s0, s1, mmap), DELTA(s0, s1, munmap),
+	       DELTA(s0, s1, mremap));
+	return TST_CHILD_OK;
+}
+
+static const struct tst_scenario scenarios[] = {
+	{"first_small", scenario_first_small},
+	{"amortized", scenario_amortized},
+	{"large", scenario_large},
+	{"below_threshold", scenario_below_threshold},
+	{"mixed", scenario_mixed},
+	{NULL, NULL},
+};
+
+/* ---- in-process cases ------------------------------------------------ */
+
+static void run_ok(const char *name, const char *options)
+{
+	struct tst_child c;
+	tst_run_scenario(name, options, 60, &c);
+	TST_ASSERT_CHILD_OK(&c);
+	tst_child_release(&c);
+}
+
+START_TEST(test_first_small_allocation_makes_one_brk_growth_of_128k)
+{
+	run_ok("first_small", NULL);
+}
+END_TEST
+
+START_TEST(test_heap_prealloc_option_sets_the_first_growth)
+{
+	run_ok("first_small", "heap_prealloc=524288");
+}
+END_TEST
+
+START_TEST(test_heap_growth_is_amortized)
+{
+	run_ok("amortized", NULL);
+}
+END_TEST
+
+START_TEST(test_threshold_requests_get_one_mmap_and_free_unmaps_at_once)
+{
+	run_ok("large", NULL);
+}
+END_TEST
+
+START_TEST(test_one_byte_under_the_threshold_does_not_mmap)
+{
+	run_ok("below_threshold", NULL);
+}
+END_TEST
+
+START_TEST(test_mmap_threshold_option_moves_the_threshold)
+{
+	/* With the threshold at 64 KiB, 64 KiB - 1 comes from the heap and
+	 * 64 KiB gets a mapping. */
+	struct tst_sys s0, s1;
+	setenv("OSALLOC_OPTIONS", "mmap_threshold=65536", 1);
+	tst_sys_snapshot(&s0);
+	void *a = os_malloc(65535);
+	tst_sys_snapshot(&s1);
+	ck_assert_uint_eq(s1.mmap - s0.mmap, 0);
+	void *b = os_malloc(65536);
+	tst_sys_snapshot(&s0);
+	ck_assert_uint_eq(s0.mmap - s1.mmap, 1);
+	os_free(b);
+	tst_sys_snapshot(&s1);
+	ck_assert_uint_eq(s1.munmap - s0.munmap, 1);
+	os_free(a);
+}
+END_TEST
+
+/* ---- under strace ---------------------------------------------------- */
+
+/* Runs a scenario under strace; false (and a note) when strace cannot run
+ * here. */
+static bool traced(const char *name, const char *options, char **trace,
+		   struct tst_child *c)
+{
+	if (!tst_strace_available()) {
+		fprintf(stderr, "strace is not usable here: %s not checked "
+				"against the kernel\n",
+			name);
+		return false;
+	}
+	int rc = tst_strace_scenario(name, options, "brk,mmap,munmap,mremap",
+				     120, trace, c);
+	ck_assert_msg(rc == 0, "strace could not run: %s", c->err);
+	TST_ASSERT_CHILD_OK(c);
+	return true;
+}
+
+static long count(const char *trace, const char *from, const char *to,
+		  const char *call)
+{
+	long n = tst_trace_count(trace, from, to, call, NULL, 0);
+	ck_assert_msg(n >= 0, "markers %s..%s missing in the trace:\n%.2000s",
+		      from, to, trace);
+	return n;
+}
+
+START_TEST(test_strace_first_small_allocation_is_one_brk)
+{
+	char *trace;
+	struct tst_child c;
+	if (!traced("first_small", NULL, &trace, &c))
+		return;
+	uintptr_t res[4] = {0};
+	long brk = tst_trace_count(trace, "begin", "end", "brk", res, 4);
+	ck_assert_msg(brk == 1, "%ld brk calls in:\n%.3000s", brk, trace);
+	ck_assert_int_eq(count(trace, "begin", "end", "mmap"), 0);
+	ck_assert_int_eq(count(trace, "begin", "end", "munmap"), 0);
+	uintptr_t before = 0, after = 0;
+	ck_assert_int_eq(sscanf(c.out, "brk_before=0x%" SCNxPTR
+				       " brk_after=0x%" SCNxPTR,
+				&before, &after),
+			 2);
+	ck_assert_msg(res[0] == after && after - before == 128 * KiB,
+		      "brk returned 0x%" PRIxPTR ", break 0x%" PRIxPTR
+		      " -> 0x%" PRIxPTR,
+		      res[0], before, after);
+	/* 1000 more small blocks: no system call. */
+	ck_assert_int_eq(count(trace, "begin2", "end2", "brk"), 0);
+	ck_assert_int_eq(count(trace, "begin2", "end2", "mmap"), 0);
+	free(trace);
+	tst_child_release(&c);
+}
+END_TEST
+
+START_TEST(test_strace_heap_growth_is_amortized)
+{
+	char *trace;
+	struct tst_child c;
+	if (!traced("amortized", NULL, &trace, &c))
+		return;
+	unsigned long growths = 0;
+	size_t smallest = 0;
+	ck_assert_int_eq(sscanf(c.out, "growths=%lu smallest=%zu", &growths,
+				&smallest),
+			 2);
+	enum { MAX = 4096 };
+	static uintptr_t res[MAX];
+	long brk = tst_trace_count(trace, "begin", "end", "brk", res, MAX);
+	ck_assert_int_eq(brk, (long)growths);
+	ck_assert_int_le(brk, MAX);
+	ck_assert_int_eq(count(trace, "begin", "end", "mmap"), 0);
+	/* Each brk moved the break by 128 KiB or more. */
+	for (long i = 1; i < brk; i++)
+		ck_assert_msg(res[i] - res[i - 1] >= 128 * KiB,
+			      "brk #%ld grew by %zu bytes", i,
+			      (size_t)(res[i] - res[i - 1]));
+	free(trace);
+	tst_child_release(&c);
+}
+END_TEST
+
+START_TEST(test_strace_large_block_is_one_mmap_and_one_munmap)
+{
+	char *trace;
+	struct tst_child c;
+	if (!traced("large", NULL, &trace, &c))
+		return;
+	int n = 0;
+	ck_assert_int_eq(sscanf(c.out, "n=%d", &n), 1);
+	ck_assert_int_gt(n, 0);
+	for (int i = 0; i < n; i++) {
+		char a[32], ae[32], f[32], fe[32];
+		snprintf(a, sizeof a, "alloc%d", i);
+		snprintf(ae, sizeof ae, "alloc%d-end", i);
+		snprintf(f, sizeof f, "free%d", i);
+		snprintf(fe, sizeof fe, "free%d-end", i);
+		ck_assert_msg(count(trace, a, ae, "mmap") == 1,
+			      "block %d: not one mmap", i);
+		ck_assert_int_eq(count(trace, a, ae, "brk"), 0);
+		ck_assert_int_eq(count(trace, a, ae, "munmap"), 0);
+		ck_assert_msg(count(trace, f, fe, "munmap") == 1,
+			      "block %d: os_free did not munmap once", i);
+		ck_assert_int_eq(count(trace, f, fe, "mmap"), 0);
+	}
+	free(trace);
+	tst_child_release(&c);
+}
+END_TEST
+
+START_TEST(test_strace_one_byte_under_the_threshold_does_not_mmap)
+{
+	char *trace;
+	struct tst_child c;
+	if (!traced("below_threshold", NULL, &trace, &c))
+		return;
+	ck_assert_int_eq(count(trace, "begin", "end", "mmap"), 0);
+	ck_assert_int_ge(count(trace, "begin", "end", "brk"), 1);
+	ck_assert_int_eq(count(trace, "begin2", "end2", "munmap"), 0);
+	ck_assert_int_eq(count(trace, "begin2", "end2", "brk"), 0);
+	free(trace);
+	tst_child_release(&c);
+}
+END_TEST
+
+START_TEST(test_strace_every_memory_syscall_goes_through_os_c)
+{
+	char *trace;
+	struct tst_child c;
+	if (!traced("mixed", NULL, &trace, &c))
+		return;
+	unsigned long sbrk = 0, mmap = 0, munmap = 0, mremap = 0;
+	ck_assert_int_eq(sscanf(c.out, "sbrk=%lu mmap=%lu munmap=%lu mremap=%lu",
+				&sbrk, &mmap, &munmap, &mremap),
+			 4);
+	ck_assert_msg(mmap > 10 && munmap > 10 && sbrk > 0,
+		      "the workload made too few calls to prove anything");
+	/* Counted by os.c == made, as the kernel saw them. */
+	ck_assert_int_eq(count(trace, "begin", "end", "brk"), (long)sbrk);
+	ck_assert_int_eq(count(trace, "begin", "end", "mmap"), (long)mmap);
+	ck_assert_int_eq(count(trace, "begin", "end", "munmap"), (long)munmap);
+	ck_assert_int_eq(count(trace, "begin", "end", "mremap"), (long)mremap);
+	free(trace);
+	tst_child_release(&c);
+}
+END_TEST
+
+static Suite *make_suite(void)
+{
+	Suite *s = suite_create("syscalls");
+	TCase *tc = tcase_create("counted");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_first_small_allocation_makes_one_brk_growth_of_128k);
+	tcase_add_test(tc, test_heap_prealloc_option_sets_the_first_growth);
+	tcase_add_test(tc, test_heap_growth_is_amortized);
+	tcase_add_test(tc,
+		       test_threshold_requests_get_one_mmap_and_free_unmaps_at_once);
+	tcase_add_test(tc, test_one_byte_under_the_threshold_does_not_mmap);
+	tcase_add_test(tc, test_mmap_threshold_option_moves_the_threshold);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("strace");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_strace_first_small_allocation_is_one_brk);
+	tcase_add_test(tc, test_strace_heap_growth_is_amortized);
+	tcase_add_test(tc, test_strace_large_block_is_one_mmap_and_one_munmap);
+	tcase_add_test(tc, test_strace_one_byte_under_the_threshold_does_not_mmap);
+	tcase_add_test(tc, test_strace_every_memory_syscall_goes_through_os_c);
+	suite_add_tcase(s, tc);
+	return s;
+}
+
+int main(int argc, char **argv)
+{
+	return tst_main(argc, argv, make_suite, scenarios);
+}
