@@ -162,9 +162,9 @@ static void unmap(void *base, size_t length)
 	errno = saved;
 }
 
-void osa_large_free(osa_block *b)
+/* Takes ptr's entry out of the registry (aborts if it is not there). */
+static struct entry take_entry(uintptr_t ptr)
 {
-	uintptr_t ptr = (uintptr_t)osa_block_to_ptr(b);
 	pthread_mutex_lock(&large_lock);
 	long i = find(ptr);
 	if (i < 0) {
@@ -173,6 +173,25 @@ void osa_large_free(osa_block *b)
 	}
 	struct entry e = R.table[i];
 	remove_at((size_t)i);
+	pthread_mutex_unlock(&large_lock);
+	return e;
+}
+
+/* Puts an entry back; cannot fail, its slot was freed by take_entry. */
+static void return_entry(const struct entry *e)
+{
+	pthread_mutex_lock(&large_lock);
+	bool ok = insert(e);
+	pthread_mutex_unlock(&large_lock);
+	assert(ok && "registry has the slot take_entry freed");
+	(void)ok;
+}
+
+void osa_large_free(osa_block *b)
+{
+	uintptr_t ptr = (uintptr_t)osa_block_to_ptr(b);
+	struct entry e = take_entry(ptr);
+	pthread_mutex_lock(&large_lock);
 	remember_freed(ptr);
 	pthread_mutex_unlock(&large_lock);
 	unmap((void *)e.base, e.length);
@@ -181,16 +200,13 @@ void osa_large_free(osa_block *b)
 void *osa_large_realloc(osa_block *b, size_t size)
 {
 	uintptr_t ptr = (uintptr_t)osa_block_to_ptr(b);
-	pthread_mutex_lock(&large_lock);
-	long i = find(ptr);
-	struct entry e = i < 0 ? (struct entry){0, 0, 0} : R.table[i];
-	pthread_mutex_unlock(&large_lock);
-	if (i < 0)
-		osa_fatal(osa_current_api, OSA_E_DOUBLE_FREE, (void *)ptr);
+	struct entry e = take_entry(ptr);
 	size_t offset = ptr - e.base;
 	size_t length = osa_align_up(size + offset, OSA_PAGE);
-	if (length <= e.length && length + e.length / 2 > e.length)
-		return (void *)ptr; /* shrinks by less than half: keep it */
+	if (length <= e.length && length + e.length / 2 > e.length) {
+		return_entry(&e); /* shrinks by less than half: keep it */
+		return (void *)ptr;
+	}
 	if (length > e.length) {
 		/* Grow by a quarter at least, so that a block grown in small
 		 * steps is remapped O(log n) times; untouched pages of the
@@ -199,18 +215,17 @@ void *osa_large_realloc(osa_block *b, size_t size)
 		if (length - e.length < step && e.length + step > e.length)
 			length = e.length + step;
 	}
+	/* The entry is out of the registry while mremap moves the mapping:
+	 * another thread's new mapping may land on the vacated range and
+	 * register the same pointer without clashing with ours. */
 	void *m = osa_sys_mremap((void *)e.base, e.length, length);
 	if (!m) {
+		return_entry(&e);
 		errno = ENOMEM;
 		return NULL;
 	}
 	struct entry n = {(uintptr_t)m + offset, (uintptr_t)m, length};
-	pthread_mutex_lock(&large_lock);
-	remove_at((size_t)find(ptr));
-	bool ok = insert(&n); /* cannot fail: one out, one in */
-	pthread_mutex_unlock(&large_lock);
-	assert(ok && "registry has the slot just freed");
-	(void)ok;
+	return_entry(&n);
 	place_header(n.ptr, length);
 	return (void *)n.ptr;
 }
