@@ -353,13 +353,12 @@ END_TEST
 
 /* ---- growth under contention ----------------------------------------- */
 
-/* LIB-BUG (reported with a reproducer, left failing until lib/ is fixed):
- * osa_large_realloc() mremaps with MREMAP_MAYMOVE before it updates the
- * mmap registry.  Another thread's mmap can receive the range just vacated
- * and register the same pointer; the first thread's remove_at(find(ptr))
- * may then remove the other thread's entry, so that block keeps a stale,
- * larger length: its next realloc returns it unchanged and writing to it
- * faults (SIGSEGV in this case, in most runs). */
+/* Regression test: osa_large_realloc() once mremapped with MREMAP_MAYMOVE
+ * before it updated the mmap registry.  Another thread's mmap could receive
+ * the range just vacated and register the same pointer; removing the old
+ * entry by pointer could then remove the other thread's entry, so that
+ * block kept a stale, larger length and writing to it faulted.  The entry
+ * now leaves the registry before the mremap. */
 static void *grow_blocks(void *arg)
 {
 	enum { EDGE = 4096 };
