@@ -11,8 +11,11 @@
 #include "fastpath.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 int osa_initialised;
 bool osa_on_valgrind;
@@ -39,9 +42,52 @@ static void fork_child(void)
 	osa_heap_after_fork_child();
 }
 
+/* stats=1 prints at exit to a duplicate of fd 2 taken at initialisation:
+ * by the time exit handlers run, many programs have closed stderr already
+ * (gnulib's close_stdout in coreutils, xz).  The duplicate is close-on-exec
+ * and above the low descriptors the program uses; it is written to only if
+ * it is still the same open file. */
+static int stats_fd = -1;
+static struct stat stats_fd_stat;
+
+static void stats_fd_open(void)
+{
+	int fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 100);
+	if (fd < 0)
+		fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+	if (fd >= 0 && fstat(fd, &stats_fd_stat) != 0) {
+		close(fd);
+		fd = -1;
+	}
+	stats_fd = fd;
+}
+
+static bool stats_fd_unchanged(void)
+{
+	struct stat st;
+	int flags = fcntl(stats_fd, F_GETFD);
+	return flags >= 0 && (flags & FD_CLOEXEC) && fstat(stats_fd, &st) == 0 &&
+	       st.st_dev == stats_fd_stat.st_dev &&
+	       st.st_ino == stats_fd_stat.st_ino;
+}
+
 static void print_stats_at_exit(void)
 {
-	os_malloc_stats(stderr);
+	if (stats_fd < 0) {
+		os_malloc_stats(stderr);
+		return;
+	}
+	if (!stats_fd_unchanged())
+		return;
+	int fd = stats_fd;
+	stats_fd = -1;
+	FILE *f = fdopen(fd, "w");
+	if (!f) {
+		close(fd);
+		return;
+	}
+	os_malloc_stats(f);
+	fclose(f);
 }
 
 void osa_init_slow(void)
@@ -55,8 +101,10 @@ void osa_init_slow(void)
 		__atomic_store_n(&osa_initialised, 1, __ATOMIC_RELEASE);
 		/* These may allocate (through the C library): after the flag. */
 		pthread_atfork(fork_prepare, fork_parent, fork_child);
-		if (osa_opt.stats)
+		if (osa_opt.stats) {
+			stats_fd_open();
 			atexit(print_stats_at_exit);
+		}
 	}
 	pthread_mutex_unlock(&init_lock);
 }
