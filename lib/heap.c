@@ -473,8 +473,14 @@ static void maybe_trim(struct osa_segment *s)
 		to = osa_align_up(s->clean_from, OSA_PAGE);
 	if (to <= from || to - from < TRIM_MIN)
 		return;
-	if (osa_sys_madvise_free((void *)from, to - from) == 0 &&
-	    s->clean_from > from)
+	if (osa_sys_madvise_free((void *)from, to - from) != 0)
+		return;
+	/* The pages read as zero now; the dirty tail between `to` and the
+	 * old clean mark (less than a page) is cleared so that everything
+	 * from `from` on is zero, as clean_from promises. */
+	if (s->clean_from > to)
+		memset((void *)to, 0, s->clean_from - to);
+	if (s->clean_from > from)
 		s->clean_from = from;
 }
 

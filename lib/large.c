@@ -132,6 +132,9 @@ void *osa_large_alloc(size_t size, size_t align)
 	}
 	uintptr_t ptr = osa_align_up((uintptr_t)m + OSA_HDR, align);
 	struct entry e = {ptr, (uintptr_t)m, length};
+	/* Header first: a registered block always has a valid header, even
+	 * for a fork child taken between the two steps. */
+	place_header(ptr, length);
 	pthread_mutex_lock(&large_lock);
 	bool ok = insert(&e);
 	pthread_mutex_unlock(&large_lock);
@@ -140,7 +143,6 @@ void *osa_large_alloc(size_t size, size_t align)
 		errno = ENOMEM;
 		return NULL;
 	}
-	place_header(ptr, length);
 	return (void *)ptr;
 }
 
@@ -225,8 +227,8 @@ void *osa_large_realloc(osa_block *b, size_t size)
 		return NULL;
 	}
 	struct entry n = {(uintptr_t)m + offset, (uintptr_t)m, length};
-	return_entry(&n);
 	place_header(n.ptr, length);
+	return_entry(&n);
 	return (void *)n.ptr;
 }
 
