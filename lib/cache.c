@@ -118,6 +118,10 @@ void *osa_tcache_refill(struct osa_tcache *tc, size_t cls)
 	size_t size = cls * 16, n = BATCH_BYTES / size, dirty;
 	if (n > tc->limit[cls] / 2u)
 		n = tc->limit[cls] / 2u;
+	/* Never above the limit (counts are 16 bits). */
+	if (tc->count[cls] + n > tc->limit[cls])
+		n = tc->limit[cls] > tc->count[cls] ? tc->limit[cls] - tc->count[cls]
+						    : 1;
 	osa_heap_lock_acquire();
 	osa_block *first = osa_heap_alloc(size, &dirty);
 	for (size_t i = 1; first && i < n; i++) {
@@ -126,7 +130,7 @@ void *osa_tcache_refill(struct osa_tcache *tc, size_t cls)
 			break;
 		/* A block can come out 16 bytes larger (no split). */
 		size_t c = osa_block_size(b) >> 4;
-		if (c >= OSA_CACHE_CLASSES) {
+		if (c >= OSA_CACHE_CLASSES || tc->count[c] >= tc->limit[c]) {
 			osa_heap_free(b);
 			break;
 		}

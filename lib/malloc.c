@@ -242,7 +242,12 @@ OSA_COLD static void *alloc_slow(size_t size, size_t *dirty)
 		tc = osa_tcache_create();
 	if (tc && block <= OSA_CACHE_MAX_BLOCK && tc->limit[block >> 4]) {
 		*dirty = block - OSA_HDR;
-		void *p = osa_tcache_refill(tc, block >> 4);
+		/* Callers without the inline fast path (realloc, aligned
+		 * allocation) come here with blocks still cached. */
+		void *p = osa_cache_pop(size, osa_current_api);
+		if (p)
+			return p;
+		p = osa_tcache_refill(tc, block >> 4);
 		if (p)
 			__atomic_store_n(&tc->nalloc, tc->nalloc + 1,
 					 __ATOMIC_RELAXED);
