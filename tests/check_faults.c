@@ -137,7 +137,7 @@ static void limit_to_usage(int resource, const char *field, size_t headroom)
 	CHILD_REQUIRE(getrlimit(resource, &rl) == 0, "getrlimit");
 	rl.rlim_cur = status_kib(field) * KiB + headroom;
 	CHILD_REQUIRE(setrlimit(resource, &rl) == 0, "setrlimit: %s",
-		      strerror(errno));
+	              strerror(errno));
 }
 
 static void unlimit(int resource)
@@ -160,10 +160,9 @@ static void expect_child_ok(int (*fn)(void *), void *arg, const char *what)
 	char st[64];
 	run_forked(fn, arg, CHILD_TIMEOUT, &r);
 	ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0,
-		      "%s: %s; stderr: %s", what,
-		      describe_status(r.status, st, sizeof st), r.err);
-	ck_assert_msg(r.err_len == 0, "%s: unexpected output: %s", what,
-		      r.err);
+	              "%s: %s; stderr: %s", what,
+	              describe_status(r.status, st, sizeof st), r.err);
+	ck_assert_msg(r.err_len == 0, "%s: unexpected output: %s", what, r.err);
 }
 
 static size_t in_use_now(void)
@@ -184,7 +183,7 @@ static void allocate_freely(size_t total)
 		size_t s = sizes[n % 6];
 		keep[n] = os_malloc(s);
 		CHILD_REQUIRE(keep[n] != NULL, "os_malloc(%zu) after the limit",
-			      s);
+		              s);
 		tag_fill(keep[n], s, n);
 		got += s;
 		n++;
@@ -199,11 +198,16 @@ static void allocate_freely(size_t total)
 
 /* ---- F01 / F10: RLIMIT_DATA, each API x size, allocate until NULL ---- */
 
-enum api { API_MALLOC, API_CALLOC, API_REALLOC, API_ALIGNED, API_MEMALIGN,
-	   API_N };
-static const char *const api_name[] = {"os_malloc", "os_calloc",
-				       "os_realloc", "os_aligned_alloc",
-				       "os_posix_memalign"};
+enum api {
+	API_MALLOC,
+	API_CALLOC,
+	API_REALLOC,
+	API_ALIGNED,
+	API_MEMALIGN,
+	API_N
+};
+static const char *const api_name[] = {"os_malloc", "os_calloc", "os_realloc",
+                                       "os_aligned_alloc", "os_posix_memalign"};
 static const size_t f01_sizes[][2] = {
     {144, 16}, {4096, 16}, {512, 128}, {4096, 128}, {17 * 4096, 16}};
 
@@ -229,14 +233,15 @@ static void *api_alloc(enum api api, size_t size, size_t align, int *err)
 		if (!p) {
 			int e = errno;
 			for (int i = 0; i < 16; i++)
-				CHILD_REQUIRE(old[i] == 0xab,
-					      "failed realloc changed the block");
+				CHILD_REQUIRE(
+				    old[i] == 0xab,
+				    "failed realloc changed the block");
 			os_free(old);
 			errno = e;
 		} else {
 			for (int i = 0; i < 16; i++)
 				CHILD_REQUIRE(((unsigned char *)p)[i] == 0xab,
-					      "realloc lost the contents");
+				              "realloc lost the contents");
 		}
 		break;
 	}
@@ -266,7 +271,7 @@ static void *blocks[MAX_BLOCKS];
 
 /* Allocates until NULL; returns the count. */
 static size_t fill_until_null(enum api api, size_t size, size_t align,
-			      uint64_t round)
+                              uint64_t round)
 {
 	size_t n = 0;
 	for (; n < MAX_BLOCKS; n++) {
@@ -274,18 +279,18 @@ static size_t fill_until_null(enum api api, size_t size, size_t align,
 		unsigned char *p = api_alloc(api, size, align, &err);
 		if (!p) {
 			CHILD_REQUIRE(err == ENOMEM,
-				      "%s(%zu): NULL with error %d, not ENOMEM",
-				      api_name[api], size, err);
+			              "%s(%zu): NULL with error %d, not ENOMEM",
+			              api_name[api], size, err);
 			break;
 		}
-		size_t want = api == API_ALIGNED || api == API_MEMALIGN ? align
-									: 16;
+		size_t want =
+		    api == API_ALIGNED || api == API_MEMALIGN ? align : 16;
 		CHILD_REQUIRE((uintptr_t)p % want == 0, "%s(%zu): misaligned",
-			      api_name[api], size);
+		              api_name[api], size);
 		if (api == API_CALLOC)
 			CHILD_REQUIRE(all_zero(p, size),
-				      "calloc'd block not zero (round %lu)",
-				      (unsigned long)round);
+			              "calloc'd block not zero (round %lu)",
+			              (unsigned long)round);
 		tag_fill(p, size, n * 2 + round);
 		blocks[n] = p;
 	}
@@ -312,28 +317,28 @@ static int f01_child(void *argp)
 			first = n;
 		else
 			CHILD_REQUIRE(n >= first / 2,
-				      "round 2 got %zu blocks, round 1 %zu", n,
-				      first);
+			              "round 2 got %zu blocks, round 1 %zu", n,
+			              first);
 		/* Other sizes now: served or refused cleanly. */
 		static const size_t more[] = {16, 5000, 200000};
 		for (int i = 0; i < 3; i++) {
 			errno = 0;
 			void *p = os_malloc(more[i]);
 			CHILD_REQUIRE(p || errno == ENOMEM, "os_malloc(%zu)",
-				      more[i]);
+			              more[i]);
 			os_free(p);
 		}
 		for (size_t i = 0; i < n; i++)
-			CHILD_REQUIRE(tag_check(blocks[i], a->size,
-						i * 2 + round),
-				      "block %zu changed", i);
+			CHILD_REQUIRE(
+			    tag_check(blocks[i], a->size, i * 2 + round),
+			    "block %zu changed", i);
 		CHILD_REQUIRE(os_heap_check() == 0, "heap check when full");
 		for (size_t i = 0; i < n; i++)
 			os_free(blocks[i]);
 		CHILD_REQUIRE(os_heap_check() == 0, "heap check after free");
 		CHILD_REQUIRE(in_use_now() == baseline,
-			      "in use %zu after freeing all, baseline %zu",
-			      in_use_now(), baseline);
+		              "in use %zu after freeing all, baseline %zu",
+		              in_use_now(), baseline);
 		/* Freed memory serves a new allocation under the limit. */
 		int err;
 		void *p = api_alloc(a->api, a->size, a->align, &err);
@@ -355,7 +360,7 @@ START_TEST(test_rlimit_data_each_api_runs_out_cleanly)
 	a.align = f01_sizes[_i % 5][1];
 	char what[128];
 	snprintf(what, sizeof what, "RLIMIT_DATA %s size %zu align %zu",
-		 api_name[a.api], a.size, a.align);
+	         api_name[a.api], a.size, a.align);
 	expect_child_ok(f01_child, &a, what);
 }
 END_TEST
@@ -385,13 +390,13 @@ static int f06_rlimit_child(void *arg)
 			if (q) {
 				/* Served from what was left: fine. */
 				CHILD_REQUIRE(tag_check(q, v[i].size, v[i].tag),
-					      "realloc lost the contents");
+				              "realloc lost the contents");
 				*v[i].p = q;
 				continue;
 			}
 			CHILD_REQUIRE(errno == ENOMEM, "errno %d", errno);
 			CHILD_REQUIRE(tag_check(*v[i].p, v[i].size, v[i].tag),
-				      "failed realloc changed the block");
+			              "failed realloc changed the block");
 		}
 	}
 	CHILD_REQUIRE(os_heap_check() == 0, "heap check");
@@ -447,8 +452,8 @@ static void *f02_run(void *arg)
 			p = api_alloc(API_MALLOC, s, 16, &err);
 		if (!p) {
 			CHILD_REQUIRE(err == ENOMEM,
-				      "thread %zu: NULL with error %d", me->id,
-				      err);
+			              "thread %zu: NULL with error %d", me->id,
+			              err);
 			break;
 		}
 		if (k == 4)
@@ -459,9 +464,9 @@ static void *f02_run(void *arg)
 	}
 	pthread_barrier_wait(&f02_filled);
 	for (size_t i = 0; i < me->n; i++) {
-		CHILD_REQUIRE(tag_check(me->p[i], me->size[i],
-					me->id * F02_MAX + i),
-			      "thread %zu block %zu changed", me->id, i);
+		CHILD_REQUIRE(
+		    tag_check(me->p[i], me->size[i], me->id * F02_MAX + i),
+		    "thread %zu block %zu changed", me->id, i);
 		os_free(me->p[i]);
 	}
 	pthread_barrier_wait(&f02_freed);
@@ -476,7 +481,7 @@ static int f02_child(void *arg)
 	os_free(os_malloc(100));
 	size_t baseline = in_use_now();
 	f02 = mmap(NULL, F02_THREADS * sizeof *f02, PROT_READ | PROT_WRITE,
-		   MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
+	           MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
 	CHILD_REQUIRE(f02 != MAP_FAILED, "mmap");
 	pthread_barrier_init(&f02_start, NULL, F02_THREADS + 1);
 	pthread_barrier_init(&f02_filled, NULL, F02_THREADS + 1);
@@ -486,9 +491,9 @@ static int f02_child(void *arg)
 	pthread_attr_setstacksize(&attr, 256 * KiB);
 	for (size_t i = 0; i < F02_THREADS; i++) {
 		f02[i].id = i;
-		CHILD_REQUIRE(pthread_create(&f02[i].t, &attr, f02_run,
-					     &f02[i]) == 0,
-			      "pthread_create");
+		CHILD_REQUIRE(
+		    pthread_create(&f02[i].t, &attr, f02_run, &f02[i]) == 0,
+		    "pthread_create");
 	}
 	limit_to_usage(RLIMIT_AS, "VmSize", 96 * MiB);
 	pthread_barrier_wait(&f02_start);
@@ -503,8 +508,8 @@ static int f02_child(void *arg)
 		pthread_join(f02[i].t, NULL);
 	CHILD_REQUIRE(os_heap_check() == 0, "heap check after the threads");
 	CHILD_REQUIRE(in_use_now() == baseline,
-		      "in use %zu after the threads, baseline %zu",
-		      in_use_now(), baseline);
+	              "in use %zu after the threads, baseline %zu",
+	              in_use_now(), baseline);
 	unlimit(RLIMIT_AS);
 	allocate_freely(64 * MiB);
 	return CHILD_OK;
@@ -524,33 +529,33 @@ static void *obstruct_break(void)
 {
 	uintptr_t brk_now = (uintptr_t)sbrk(0);
 	uintptr_t page = (brk_now + 4095) & ~(uintptr_t)4095;
-	void *m = mmap((void *)page, 4096, PROT_NONE,
-		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1,
-		       0);
+	void *m =
+	    mmap((void *)page, 4096, PROT_NONE,
+	         MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
 	CHILD_REQUIRE(m == (void *)page, "could not map at the break");
 	return m;
 }
 
 static void small_allocations_work(size_t count, uintptr_t avoid_from,
-				   uintptr_t avoid_to)
+                                   uintptr_t avoid_to)
 {
 	void **p = mmap(NULL, count * sizeof *p, PROT_READ | PROT_WRITE,
-			MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	CHILD_REQUIRE(p != MAP_FAILED, "mmap");
 	for (size_t i = 0; i < count; i++) {
 		size_t s = 16 + i % 2000;
 		p[i] = os_malloc(s);
 		CHILD_REQUIRE(p[i] != NULL, "os_malloc(%zu) #%zu: errno %d", s,
-			      i, errno);
+		              i, errno);
 		CHILD_REQUIRE((uintptr_t)p[i] + s <= avoid_from ||
-				  (uintptr_t)p[i] >= avoid_to,
-			      "block %p overlaps the obstruction", p[i]);
+		                  (uintptr_t)p[i] >= avoid_to,
+		              "block %p overlaps the obstruction", p[i]);
 		tag_fill(p[i], s, i);
 	}
 	CHILD_REQUIRE(os_heap_check() == 0, "heap check");
 	for (size_t i = 0; i < count; i++) {
 		CHILD_REQUIRE(tag_check(p[i], 16 + i % 2000, i),
-			      "block %zu changed", i);
+		              "block %zu changed", i);
 		os_free(p[i]);
 	}
 	CHILD_REQUIRE(os_heap_check() == 0, "heap check after free");
@@ -586,8 +591,8 @@ static int f03_grown_child(void *arg)
 	CHILD_REQUIRE(sbrk(0) == brk_before, "the break moved");
 	os_mallinfo(&after);
 	CHILD_REQUIRE(after.heap_segments > before.heap_segments,
-		      "no new segment (%zu -> %zu)", before.heap_segments,
-		      after.heap_segments);
+	              "no new segment (%zu -> %zu)", before.heap_segments,
+	              after.heap_segments);
 	CHILD_REQUIRE(tag_check(first, 1000, 99), "first block changed");
 	os_free(first);
 	CHILD_REQUIRE(os_heap_check() == 0, "heap check");
@@ -619,12 +624,12 @@ static int f04_child(void *arg)
 	CHILD_REQUIRE(foreign != (void *)-1, "sbrk");
 	memset(foreign, 0x3c, 4096);
 	small_allocations_work(5000, (uintptr_t)foreign,
-			       (uintptr_t)foreign + 4096);
+	                       (uintptr_t)foreign + 4096);
 	for (int i = 0; i < 4096; i++)
 		CHILD_REQUIRE(foreign[i] == 0x3c, "the foreign page changed");
 	os_mallinfo(&after);
 	CHILD_REQUIRE(after.heap_segments > before.heap_segments,
-		      "no new segment after a foreign sbrk");
+	              "no new segment after a foreign sbrk");
 	os_free(first);
 	CHILD_REQUIRE(os_heap_check() == 0, "heap check");
 	return CHILD_OK;
@@ -655,7 +660,7 @@ static int f04_glibc_child(void *arg)
 		size_t s = 20000 + 1000 * (size_t)i;
 		CHILD_REQUIRE(tag_check(mine[i], s, (uint64_t)i), "mine %d", i);
 		CHILD_REQUIRE(tag_check(theirs[i], s, (uint64_t)i + 1000),
-			      "theirs %d", i);
+		              "theirs %d", i);
 		if (i % 2)
 			os_free(mine[i]);
 		else
@@ -705,8 +710,8 @@ static uint64_t rnd(void)
 static size_t wl_size(void)
 {
 	static const size_t edges[] = {1,      16,     17,     1008,   1009,
-				       4080,   4096,   131055, 131056, 131071,
-				       131072, 131073, 135168};
+	                               4080,   4096,   131055, 131056, 131071,
+	                               131072, 131073, 135168};
 	unsigned r = (unsigned)(rnd() % 100);
 	if (r < 50)
 		return 1 + rnd() % 1024;
@@ -736,8 +741,8 @@ static void verify_all(const char *when)
 	for (int i = 0; i < WL_SLOTS; i++)
 		if (wl[i].p)
 			CHILD_REQUIRE(tag_check(wl[i].p, wl[i].size, wl[i].tag),
-				      "slot %d (%zu bytes) changed %s", i,
-				      wl[i].size, when);
+			              "slot %d (%zu bytes) changed %s", i,
+			              wl[i].size, when);
 	CHILD_REQUIRE(os_heap_check() == 0, "heap check %s", when);
 }
 
@@ -745,20 +750,21 @@ static void verify_all(const char *when)
  * means the operation returned NULL (or an error).  True when the injected
  * failure happened in this operation: the caller verifies everything once
  * its slot is up to date. */
-static bool after_op(unsigned long before, bool failed, int err,
-		     const char *op, size_t size)
+static bool after_op(unsigned long before, bool failed, int err, const char *op,
+                     size_t size)
 {
 	unsigned long after = calls_so_far();
-	bool fired = sw.armed_at && before < sw.armed_at &&
-		     after >= sw.armed_at;
+	bool fired =
+	    sw.armed_at && before < sw.armed_at && after >= sw.armed_at;
 	if (fired)
 		sw.fault_seen = true;
 	if (failed) {
-		CHILD_REQUIRE(fired, "%s(%zu) failed with no injected failure "
-				     "(calls %lu..%lu, armed at %lu), errno %d",
-			      op, size, before, after, sw.armed_at, err);
+		CHILD_REQUIRE(fired,
+		              "%s(%zu) failed with no injected failure "
+		              "(calls %lu..%lu, armed at %lu), errno %d",
+		              op, size, before, after, sw.armed_at, err);
 		CHILD_REQUIRE(err == ENOMEM, "%s(%zu): errno %d, not ENOMEM",
-			      op, size, err);
+		              op, size, err);
 		sw.nulls++;
 	}
 	return fired;
@@ -838,13 +844,13 @@ static void wl_realloc(struct slot *s)
 	bool fired = after_op(before, q == NULL, err, "os_realloc", size);
 	if (!q) {
 		CHILD_REQUIRE(tag_check(s->p, s->size, s->tag),
-			      "failed realloc changed the block");
+		              "failed realloc changed the block");
 		verify_if(fired);
 		return;
 	}
 	CHILD_REQUIRE(size >= s->size ? tag_check(q, s->size, s->tag)
-				      : tag_check_prefix(q, size, s->tag),
-		      "realloc lost the contents");
+	                              : tag_check_prefix(q, size, s->tag),
+	              "realloc lost the contents");
 	s->p = q;
 	s->size = size;
 	s->tag = ++wl_tags;
@@ -876,7 +882,7 @@ static void workload(void)
 			wl_realloc(s);
 		else
 			CHILD_REQUIRE(os_malloc_usable_size(s->p) >= s->size,
-				      "usable size");
+			              "usable size");
 	}
 }
 
@@ -910,7 +916,7 @@ static int sweep_child(void *arg)
 	for (int i = 0; i < 5; i++) {
 		void *p = os_malloc(sizes[i]);
 		CHILD_REQUIRE(p != NULL, "os_malloc(%zu) after the fault",
-			      sizes[i]);
+		              sizes[i]);
 		tag_fill(p, sizes[i], 5);
 		os_free(p);
 	}
@@ -924,14 +930,14 @@ static int sweep_child(void *arg)
 	CHILD_REQUIRE(m.mmap_count == 0, "%zu mappings left", m.mmap_count);
 	if (k == 0) {
 		struct sweep_ref r = {in_use,
-				      {kinds[0], kinds[1], kinds[2], kinds[3]}};
+		                      {kinds[0], kinds[1], kinds[2], kinds[3]}};
 		ssize_t w = write(3, &r, sizeof r);
 		CHILD_REQUIRE(w == (ssize_t)sizeof r, "write");
 		return CHILD_OK;
 	}
 	CHILD_REQUIRE(in_use == ref.in_use_end,
-		      "in use %zu after freeing all; %zu without the fault",
-		      in_use, ref.in_use_end);
+	              "in use %zu after freeing all; %zu without the fault",
+	              in_use, ref.in_use_end);
 	if (!sw.fault_seen)
 		return CHILD_NO_FAULT;
 	return sw.nulls ? CHILD_OK_NULL : CHILD_OK;
@@ -944,25 +950,25 @@ START_TEST(test_fault_sweep_fails_every_os_call_of_a_workload)
 	unsigned long k = 0, nulls = 0;
 	run_forked(sweep_child, &k, CHILD_TIMEOUT, &r);
 	ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0 &&
-			  r.err_len == 0 && r.aux_len == sizeof ref,
-		      "reference run: %s; stderr: %s",
-		      describe_status(r.status, st, sizeof st), r.err);
+	                  r.err_len == 0 && r.aux_len == sizeof ref,
+	              "reference run: %s; stderr: %s",
+	              describe_status(r.status, st, sizeof st), r.err);
 	memcpy(&ref, r.aux, sizeof ref);
-	unsigned long total = ref.calls[0] + ref.calls[1] + ref.calls[2] +
-			      ref.calls[3];
+	unsigned long total =
+	    ref.calls[0] + ref.calls[1] + ref.calls[2] + ref.calls[3];
 	ck_assert_msg(ref.calls[0] > 0 && ref.calls[1] > 0 &&
-			  ref.calls[2] > 0 && ref.calls[3] > 0,
-		      "the workload must use every kind of call");
+	                  ref.calls[2] > 0 && ref.calls[3] > 0,
+	              "the workload must use every kind of call");
 	for (k = 1; k < 20000; k++) {
 		run_forked(sweep_child, &k, CHILD_TIMEOUT, &r);
 		ck_assert_msg(WIFEXITED(r.status) && r.err_len == 0,
-			      "k=%lu: %s; stderr: %s", k,
-			      describe_status(r.status, st, sizeof st), r.err);
+		              "k=%lu: %s; stderr: %s", k,
+		              describe_status(r.status, st, sizeof st), r.err);
 		int code = WEXITSTATUS(r.status);
 		if (code == CHILD_NO_FAULT)
 			break;
 		ck_assert_msg(code == CHILD_OK || code == CHILD_OK_NULL,
-			      "k=%lu: exit %d; stderr: %s", k, code, r.err);
+		              "k=%lu: exit %d; stderr: %s", k, code, r.err);
 		nulls += code == CHILD_OK_NULL;
 	}
 	ck_assert_msg(k > total, "sweep ended at k=%lu of %lu calls", k, total);
@@ -1012,14 +1018,14 @@ static int realloc_sweep_child(void *arg)
 		CHILD_REQUIRE(fired, "NULL without an injected failure");
 		CHILD_REQUIRE(err == ENOMEM, "errno %d", err);
 		CHILD_REQUIRE(tag_check(p, c->from, 42),
-			      "failed realloc changed the block");
+		              "failed realloc changed the block");
 		CHILD_REQUIRE(os_heap_check() == 0, "heap check");
 		q = p;
 		code = CHILD_OK_NULL;
 	} else {
 		CHILD_REQUIRE(c->to >= c->from ? tag_check(q, c->from, 42)
-					       : tag_check_prefix(q, c->to, 42),
-			      "contents lost");
+		                               : tag_check_prefix(q, c->to, 42),
+		              "contents lost");
 	}
 	os_free(q);
 	os_free(filler);
@@ -1035,19 +1041,19 @@ START_TEST(test_failed_realloc_keeps_the_block)
 	for (a[1] = 1; a[1] < 100; a[1]++) {
 		run_forked(realloc_sweep_child, a, CHILD_TIMEOUT, &r);
 		ck_assert_msg(WIFEXITED(r.status) && r.err_len == 0,
-			      "case %d k=%lu: %s; stderr: %s", _i, a[1],
-			      describe_status(r.status, st, sizeof st), r.err);
+		              "case %d k=%lu: %s; stderr: %s", _i, a[1],
+		              describe_status(r.status, st, sizeof st), r.err);
 		int code = WEXITSTATUS(r.status);
 		if (code == CHILD_NO_FAULT)
 			break;
 		ck_assert_msg(code == CHILD_OK || code == CHILD_OK_NULL,
-			      "case %d k=%lu: exit %d: %s", _i, a[1], code,
-			      r.err);
+		              "case %d k=%lu: exit %d: %s", _i, a[1], code,
+		              r.err);
 		nulls += code == CHILD_OK_NULL;
 	}
 	if (realloc_cases[_i].must_fail)
-		ck_assert_msg(nulls > 0, "case %d: no failure made realloc fail",
-			      _i);
+		ck_assert_msg(nulls > 0,
+		              "case %d: no failure made realloc fail", _i);
 }
 END_TEST
 
@@ -1142,8 +1148,7 @@ START_TEST(test_registry_growth_failure_is_clean)
 		}
 		*(size_t *)p[n] = n;
 	}
-	ck_assert_msg(failures > 0, "the registry never grew in %zu blocks",
-		      n);
+	ck_assert_msg(failures > 0, "the registry never grew in %zu blocks", n);
 	ck_assert_int_eq(os_heap_check(), 0);
 	for (size_t i = 0; i < n; i++) {
 		ck_assert_uint_eq(*(size_t *)p[i], i);
@@ -1268,17 +1273,17 @@ static Suite *faults_suite(void)
 	TCase *tc = tcase_create("rlimit");
 	tcase_set_timeout(tc, 120);
 	tcase_add_loop_test(tc, test_rlimit_data_each_api_runs_out_cleanly, 0,
-			    API_N * 5);
+	                    API_N * 5);
 	tcase_add_test(tc, test_rlimit_data_failed_realloc_keeps_the_block);
 	tcase_add_test(tc, test_rlimit_as_with_eight_threads_runs_out_cleanly);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("break");
 	tcase_set_timeout(tc, 60);
+	tcase_add_test(
+	    tc, test_obstructed_break_before_first_use_falls_back_to_mmap);
 	tcase_add_test(tc,
-		       test_obstructed_break_before_first_use_falls_back_to_mmap);
-	tcase_add_test(tc,
-		       test_obstructed_break_after_growth_starts_a_new_segment);
+	               test_obstructed_break_after_growth_starts_a_new_segment);
 	tcase_add_test(tc, test_foreign_sbrk_starts_a_new_segment);
 	tcase_add_test(tc, test_glibc_malloc_interleaving_on_the_break);
 	suite_add_tcase(s, tc);
@@ -1287,7 +1292,7 @@ static Suite *faults_suite(void)
 	tcase_set_timeout(tc, 300);
 	tcase_add_test(tc, test_fault_sweep_fails_every_os_call_of_a_workload);
 	tcase_add_loop_test(tc, test_failed_realloc_keeps_the_block, 0,
-			    sizeof realloc_cases / sizeof *realloc_cases);
+	                    sizeof realloc_cases / sizeof *realloc_cases);
 	tcase_add_test(tc, test_mremap_failure_keeps_the_mapping);
 	tcase_add_test(tc, test_munmap_failure_keeps_errno_and_accounting);
 	tcase_add_test(tc, test_registry_growth_failure_is_clean);

@@ -107,7 +107,7 @@ static void free_owned(struct owned *o)
 {
 	for (int i = 0; i < OWNED; i++) {
 		ck_assert(check_pattern(o->p[i], o->n[i], (uint64_t)i) ==
-			  o->n[i]);
+		          o->n[i]);
 		os_free(o->p[i]);
 	}
 }
@@ -119,8 +119,8 @@ static int child_work(const struct owned *o, uint64_t seed)
 	void *p[200];
 	for (int i = 0; i < OWNED; i++) {
 		CHILD_REQUIRE(check_pattern(o->p[i], o->n[i], (uint64_t)i) ==
-				  o->n[i],
-			      "block %d of the forking thread changed", i);
+		                  o->n[i],
+		              "block %d of the forking thread changed", i);
 	}
 	for (int round = 0; round < 3; round++) {
 		for (int i = 0; i < 200; i++) {
@@ -156,12 +156,12 @@ static void fork_storm(int forks, struct owned *o)
 		if (!WIFEXITED(r.status) || WEXITSTATUS(r.status) != 0 ||
 		    r.err_len)
 			ck_abort_msg("fork %d: child %s%s; stderr: %s", f,
-				     describe_status(r.status, st, sizeof st),
-				     WIFSIGNALED(r.status) &&
-					     WTERMSIG(r.status) == SIGALRM
-					 ? " (deadlocked)"
-					 : "",
-				     r.err);
+			             describe_status(r.status, st, sizeof st),
+			             WIFSIGNALED(r.status) &&
+			                     WTERMSIG(r.status) == SIGALRM
+			                 ? " (deadlocked)"
+			                 : "",
+			             r.err);
 		/* The parent keeps allocating across forks as well. */
 		void *q = os_malloc(100 + (size_t)f);
 		ck_assert_ptr_nonnull(q);
@@ -240,8 +240,8 @@ static int grandchild_parent(void *arg)
 	pthread_t t[2];
 	for (int i = 0; i < 2; i++)
 		CHILD_REQUIRE(pthread_create(&t[i], NULL, busy,
-					     (void *)(uintptr_t)i) == 0,
-			      "pthread_create");
+		                             (void *)(uintptr_t)i) == 0,
+		              "pthread_create");
 	for (int round = 0; round < 20; round++) {
 		pid_t pid = fork();
 		CHILD_REQUIRE(pid >= 0, "fork");
@@ -256,8 +256,8 @@ static int grandchild_parent(void *arg)
 		int status;
 		CHILD_REQUIRE(waitpid(pid, &status, 0) == pid, "waitpid");
 		CHILD_REQUIRE(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-			      "grandchild %d: status 0x%x", round,
-			      (unsigned)status);
+		              "grandchild %d: status 0x%x", round,
+		              (unsigned)status);
 	}
 	atomic_store(&stop, true);
 	for (int i = 0; i < 2; i++)
@@ -271,10 +271,9 @@ START_TEST(test_forked_child_with_threads_forks_again)
 	struct child_result r;
 	char st[64];
 	run_forked(grandchild_parent, NULL, 60, &r);
-	ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0 &&
-			  r.err_len == 0,
-		      "%s; stderr: %s",
-		      describe_status(r.status, st, sizeof st), r.err);
+	ck_assert_msg(
+	    WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0 && r.err_len == 0,
+	    "%s; stderr: %s", describe_status(r.status, st, sizeof st), r.err);
 }
 END_TEST
 
@@ -283,8 +282,8 @@ static Suite *fork_suite(void)
 	Suite *s = suite_create("fork");
 	TCase *tc = tcase_create("fork");
 	tcase_set_timeout(tc, 120);
-	tcase_add_test(tc,
-		       test_fork_while_threads_allocate_child_allocates_and_checks);
+	tcase_add_test(
+	    tc, test_fork_while_threads_allocate_child_allocates_and_checks);
 	tcase_add_test(tc, test_fork_from_a_second_thread_while_main_allocates);
 	tcase_add_test(tc, test_forked_child_with_threads_forks_again);
 	suite_add_tcase(s, tc);

@@ -33,11 +33,11 @@
 #include "reliable.h"
 
 enum {
-	SMALL = 24,     /* block of 48 bytes: thread-cached */
-	SMALL_B = 100,  /* block of 128 bytes */
-	MEDIUM = 5000,  /* ranged bin, never cached */
+	SMALL = 24,         /* block of 48 bytes: thread-cached */
+	SMALL_B = 100,      /* block of 128 bytes */
+	MEDIUM = 5000,      /* ranged bin, never cached */
 	NEAR_MMAP = 131071, /* largest brk request (threshold - 1) */
-	LARGE = 200000, /* own mapping */
+	LARGE = 200000,     /* own mapping */
 	DEATH_TIMEOUT = 20,
 };
 
@@ -1020,7 +1020,7 @@ static void scen_mimic_free_bin_block_links_in_live_block(void)
 	unsigned char *a = xmalloc(2000), *guard = xmalloc(2000);
 	unsigned char *live = xmalloc(2000);
 	os_free(a);
-	memcpy(live, a, 16); /* the encoded links of a free block */
+	memcpy(live, a, 16);           /* the encoded links of a free block */
 	memcpy(live + 16, a - 16, 16); /* and its header */
 	os_free(live);
 	os_free(guard);
@@ -1096,21 +1096,21 @@ static void scen_aligned_blocks_free_and_realloc(void)
 			size_t al = aligns[i], sz = sizes[j];
 			unsigned char *p = os_aligned_alloc(al, sz);
 			CHILD_REQUIRE(p && (uintptr_t)p % al == 0,
-				      "aligned_alloc(%zu, %zu)", al, sz);
+			              "aligned_alloc(%zu, %zu)", al, sz);
 			fill_pattern(p, sz, al + sz);
 			void *m = NULL;
 			CHILD_REQUIRE(os_posix_memalign(&m, al, sz) == 0 &&
-					  (uintptr_t)m % al == 0,
-				      "posix_memalign(%zu, %zu)", al, sz);
+			                  (uintptr_t)m % al == 0,
+			              "posix_memalign(%zu, %zu)", al, sz);
 			unsigned char *r = os_realloc(p, sz * 3);
 			CHILD_REQUIRE(r && (uintptr_t)r % 16 == 0, "realloc");
 			CHILD_REQUIRE(check_pattern(r, sz, al + sz) == sz,
-				      "realloc kept the contents");
+			              "realloc kept the contents");
 			r = os_realloc(r, sz / 2 + 1);
 			CHILD_REQUIRE(r != NULL, "realloc shrink");
 			CHILD_REQUIRE(check_pattern(r, sz / 2 + 1, al + sz) ==
-					  sz / 2 + 1,
-				      "shrink kept the contents");
+			                  sz / 2 + 1,
+			              "shrink kept the contents");
 			os_free(r);
 			os_free(m);
 		}
@@ -1182,8 +1182,8 @@ static void scen_heap_check_reports_overflow(void)
 	X(double_free_small_delayed, "os_free", DOUBLE, NULL)                  \
 	X(double_free_after_merge_medium, "os_free", NOT_START, NULL)          \
 	X(double_free_after_merge_small_binned, "os_free", NOT_START, NOCACHE) \
-	X(double_free_after_merge_into_top, "os_free", DOUBLE_OR_NOT_START,   \
-	  NULL)        \
+	X(double_free_after_merge_into_top, "os_free", DOUBLE_OR_NOT_START,    \
+	  NULL)                                                                \
 	X(double_free_medium, "os_free", DOUBLE, NULL)                         \
 	X(double_free_just_under_mmap_threshold, "os_free", DOUBLE, NULL)      \
 	X(double_free_mmap, "os_free", DOUBLE, NULL)                           \
@@ -1288,16 +1288,16 @@ static void scen_heap_check_reports_overflow(void)
 	  NOT_OURS, NULL)
 
 /* Cases that exit 0: X(name, OSALLOC_OPTIONS, expected report or NULL) */
-#define REPORT_CASES(X)                                                        \
-	X(mimic_free_bin_block_links_in_live_block, NULL, NULL)                \
-	X(mimic_cached_block_links_in_other_block, NULL, NULL)                 \
-	X(mimic_cached_block_links_after_reuse, NULL, NULL)                    \
-	X(mimic_junk_bytes_in_live_block, JUNK, NULL)                          \
-	X(mimic_headers_in_live_blocks, NULL, NULL)                            \
-	X(aligned_blocks_free_and_realloc, NULL, NULL)                         \
-	X(aligned_blocks_free_and_realloc_strict, STRICT, NULL)                \
-	X(heap_check_reports_corrupted_cache_link, NULL, FREE_LIST)            \
-	X(heap_check_reports_corrupted_bin_link, NULL, FREE_LIST)              \
+#define REPORT_CASES(X)                                             \
+	X(mimic_free_bin_block_links_in_live_block, NULL, NULL)     \
+	X(mimic_cached_block_links_in_other_block, NULL, NULL)      \
+	X(mimic_cached_block_links_after_reuse, NULL, NULL)         \
+	X(mimic_junk_bytes_in_live_block, JUNK, NULL)               \
+	X(mimic_headers_in_live_blocks, NULL, NULL)                 \
+	X(aligned_blocks_free_and_realloc, NULL, NULL)              \
+	X(aligned_blocks_free_and_realloc_strict, STRICT, NULL)     \
+	X(heap_check_reports_corrupted_cache_link, NULL, FREE_LIST) \
+	X(heap_check_reports_corrupted_bin_link, NULL, FREE_LIST)   \
 	X(heap_check_reports_overflow, NULL, HEADER)
 
 static void scen_aligned_blocks_free_and_realloc_strict(void)
@@ -1311,8 +1311,8 @@ struct scenario {
 };
 
 #define X_ENTRY(name, ...) {#name, scen_##name},
-static const struct scenario scenarios[] = {
-    DEATH_CASES(X_ENTRY) REPORT_CASES(X_ENTRY)};
+static const struct scenario scenarios[] = {DEATH_CASES(X_ENTRY)
+                                                REPORT_CASES(X_ENTRY)};
 
 /* Child side: runs one scenario, then exits 0 (a death case that gets
  * here was not detected). */
@@ -1330,7 +1330,7 @@ static int run_scenario(const char *name)
 
 /* Parent side: re-executes this program on a scenario. */
 static void spawn_scenario(const char *name, const char *options,
-			   struct child_result *r)
+                           struct child_result *r)
 {
 	int fds[2];
 	memset(r, 0, sizeof *r);
@@ -1340,7 +1340,8 @@ static void spawn_scenario(const char *name, const char *options,
 			setenv("OSALLOC_OPTIONS", options, 1);
 		else
 			unsetenv("OSALLOC_OPTIONS");
-		char *argv[] = {self_exe, (char *)"--child", (char *)name, NULL};
+		char *argv[] = {self_exe, (char *)"--child", (char *)name,
+		                NULL};
 		execv(self_exe, argv);
 		child_say("execv %s: %s", self_exe, strerror(errno));
 		_exit(CHILD_SETUP);
@@ -1351,29 +1352,29 @@ static void spawn_scenario(const char *name, const char *options,
 
 /* The line a report must be, for the pointer the child announced. */
 static void expected_line(const char *func, const char *cause,
-			  const struct child_result *r, char *buf, size_t len)
+                          const struct child_result *r, char *buf, size_t len)
 {
 	uintptr_t ptr = 0;
 	ck_assert_msg(r->aux_len == sizeof ptr,
-		      "the child did not announce the pointer (stderr: %s)",
-		      r->err);
+	              "the child did not announce the pointer (stderr: %s)",
+	              r->err);
 	memcpy(&ptr, r->aux, sizeof ptr);
 	snprintf(buf, len, "osalloc: %s(): %s: 0x%lx\n", func, cause,
-		 (unsigned long)ptr);
+	         (unsigned long)ptr);
 }
 
 /* `cause` may list alternatives separated by '|' (M03 allows two). */
-static void expect_death(const char *name, const char *func,
-			 const char *cause, const char *options)
+static void expect_death(const char *name, const char *func, const char *cause,
+                         const char *options)
 {
 	struct child_result r;
 	char want[256], one[128], st[64];
 	spawn_scenario(name, options, &r);
 	ck_assert_msg(WIFSIGNALED(r.status) && WTERMSIG(r.status) == SIGABRT,
-		      "%s: expected SIGABRT with \"%s(): %s\", got %s; "
-		      "stderr: \"%s\"",
-		      name, func, cause,
-		      describe_status(r.status, st, sizeof st), r.err);
+	              "%s: expected SIGABRT with \"%s(): %s\", got %s; "
+	              "stderr: \"%s\"",
+	              name, func, cause,
+	              describe_status(r.status, st, sizeof st), r.err);
 	for (const char *c = cause;; c++) {
 		size_t len = strcspn(c, "|");
 		snprintf(one, sizeof one, "%.*s", (int)len, c);
@@ -1385,53 +1386,52 @@ static void expect_death(const char *name, const char *func,
 			break;
 	}
 	ck_abort_msg("%s: expected the line \"%.*s\", got \"%s\"", name,
-		     (int)strlen(want) - 1, want, r.err);
+	             (int)strlen(want) - 1, want, r.err);
 }
 
 static void expect_report(const char *name, const char *options,
-			  const char *cause)
+                          const char *cause)
 {
 	struct child_result r;
 	char want[256], st[64];
 	spawn_scenario(name, options, &r);
 	ck_assert_msg(WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0,
-		      "%s: expected exit 0, got %s; stderr: \"%s\"", name,
-		      describe_status(r.status, st, sizeof st), r.err);
+	              "%s: expected exit 0, got %s; stderr: \"%s\"", name,
+	              describe_status(r.status, st, sizeof st), r.err);
 	if (!cause) {
 		ck_assert_msg(r.err_len == 0, "%s: unexpected output \"%s\"",
-			      name, r.err);
+		              name, r.err);
 		return;
 	}
 	if (r.aux_len == 0) {
 		/* Pointer not deterministic: the line up to it. */
 		snprintf(want, sizeof want, "osalloc: os_heap_check(): %s: 0x",
-			 cause);
+		         cause);
 		ck_assert_msg(strncmp(r.err, want, strlen(want)) == 0 &&
-				  strchr(r.err, '\n') ==
-				      r.err + r.err_len - 1,
-			      "%s: expected one line \"%s...\", got \"%s\"",
-			      name, want, r.err);
+		                  strchr(r.err, '\n') == r.err + r.err_len - 1,
+		              "%s: expected one line \"%s...\", got \"%s\"",
+		              name, want, r.err);
 		return;
 	}
 	expected_line("os_heap_check", cause, &r, want, sizeof want);
 	ck_assert_msg(strcmp(r.err, want) == 0,
-		      "%s: expected the line \"%.*s\", got \"%s\"", name,
-		      (int)strlen(want) - 1, want, r.err);
+	              "%s: expected the line \"%.*s\", got \"%s\"", name,
+	              (int)strlen(want) - 1, want, r.err);
 }
 
-#define X_DEATH_TEST(name, func, cause, options)                               \
-	START_TEST(test_##name)                                                \
-	{                                                                      \
-		expect_death(#name, func, cause, options);                     \
-	}                                                                      \
+#define X_DEATH_TEST(name, func, cause, options)           \
+	START_TEST(test_##name)                            \
+	{                                                  \
+		expect_death(#name, func, cause, options); \
+	}                                                  \
 	END_TEST
 DEATH_CASES(X_DEATH_TEST)
 
-#define X_REPORT_TEST(name, options, cause)                                    \
-	START_TEST(test_##name)                                                \
-	{                                                                      \
-		expect_report(#name, options, cause);                          \
-	}                                                                      \
+#define X_REPORT_TEST(name, options, cause)           \
+	START_TEST(test_##name)                       \
+	{                                             \
+		expect_report(#name, options, cause); \
+	}                                             \
 	END_TEST
 REPORT_CASES(X_REPORT_TEST)
 
@@ -1439,10 +1439,10 @@ REPORT_CASES(X_REPORT_TEST)
 
 /* ck_assert_msg records a checkpoint on every call: in long loops, test
  * first. */
-#define FAIL_UNLESS(cond, ...)                                                 \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			ck_abort_msg(__VA_ARGS__);                             \
+#define FAIL_UNLESS(cond, ...)                     \
+	do {                                       \
+		if (!(cond))                       \
+			ck_abort_msg(__VA_ARGS__); \
 	} while (0)
 
 /* Some live blocks, so that "nothing changes" means something. */
@@ -1468,14 +1468,14 @@ static void check_live_blocks(void)
 }
 
 static void assert_same_info(const struct os_mallinfo *a,
-			     const struct os_mallinfo *b, const char *what)
+                             const struct os_mallinfo *b, const char *what)
 {
 	ck_assert_msg(memcmp(a, b, sizeof *a) == 0,
-		      "%s changed the statistics: in use %zu -> %zu, heap %zu "
-		      "-> %zu, mmap %zu -> %zu, allocs %llu -> %llu",
-		      what, a->in_use_bytes, b->in_use_bytes, a->heap_bytes,
-		      b->heap_bytes, a->mmap_count, b->mmap_count,
-		      a->alloc_calls, b->alloc_calls);
+	              "%s changed the statistics: in use %zu -> %zu, heap %zu "
+	              "-> %zu, mmap %zu -> %zu, allocs %llu -> %llu",
+	              what, a->in_use_bytes, b->in_use_bytes, a->heap_bytes,
+	              b->heap_bytes, a->mmap_count, b->mmap_count,
+	              a->alloc_calls, b->alloc_calls);
 }
 
 /* Sizes that can never be served. */
@@ -1483,14 +1483,22 @@ static size_t impossible_size(size_t i)
 {
 	const size_t max = SIZE_MAX, pmax = (size_t)PTRDIFF_MAX;
 	switch (i % 8) {
-	case 0: return max - i / 8;                   /* SIZE_MAX - k */
-	case 1: return max - 4096 + i / 8 % 4096;     /* within a page */
-	case 2: return pmax + 1 + i / 8;              /* PTRDIFF_MAX + 1 + k */
-	case 3: return pmax + 1 - i / 8 % 4096;       /* a page below it */
-	case 4: return (size_t)(i / 8 % 8192 + 8192) << 50; /* msbs << 50 */
-	case 5: return max / 2 + 1;
-	case 6: return pmax - 16 + i / 8 % 32;        /* around PTRDIFF_MAX */
-	default: return max - 16 * (i / 8);
+	case 0:
+		return max - i / 8; /* SIZE_MAX - k */
+	case 1:
+		return max - 4096 + i / 8 % 4096; /* within a page */
+	case 2:
+		return pmax + 1 + i / 8; /* PTRDIFF_MAX + 1 + k */
+	case 3:
+		return pmax + 1 - i / 8 % 4096; /* a page below it */
+	case 4:
+		return (size_t)(i / 8 % 8192 + 8192) << 50; /* msbs << 50 */
+	case 5:
+		return max / 2 + 1;
+	case 6:
+		return pmax - 16 + i / 8 % 32; /* around PTRDIFF_MAX */
+	default:
+		return max - 16 * (i / 8);
 	}
 }
 
@@ -1504,25 +1512,24 @@ START_TEST(test_malloc_of_impossible_sizes_is_enomem)
 		errno = 0;
 		void *p = os_malloc(n);
 		FAIL_UNLESS(p == NULL && errno == ENOMEM,
-			      "os_malloc(%zu): %p errno %d", n, p, errno);
+		            "os_malloc(%zu): %p errno %d", n, p, errno);
 		errno = 0;
 		p = os_calloc(1, n);
 		FAIL_UNLESS(p == NULL && errno == ENOMEM,
-			      "os_calloc(1, %zu): %p errno %d", n, p, errno);
+		            "os_calloc(1, %zu): %p errno %d", n, p, errno);
 		errno = 0;
 		p = os_realloc(NULL, n);
 		FAIL_UNLESS(p == NULL && errno == ENOMEM,
-			      "os_realloc(NULL, %zu): %p errno %d", n, p,
-			      errno);
+		            "os_realloc(NULL, %zu): %p errno %d", n, p, errno);
 		errno = 0;
 		p = os_aligned_alloc(64, n);
 		FAIL_UNLESS(p == NULL && errno == ENOMEM,
-			      "os_aligned_alloc(64, %zu): %p errno %d", n, p,
-			      errno);
+		            "os_aligned_alloc(64, %zu): %p errno %d", n, p,
+		            errno);
 		void *m = &m;
 		int rc = os_posix_memalign(&m, 64, n);
 		FAIL_UNLESS(rc == ENOMEM && m == &m,
-			    "os_posix_memalign(64, %zu): %d", n, rc);
+		            "os_posix_memalign(64, %zu): %d", n, rc);
 	}
 	os_mallinfo(&after);
 	assert_same_info(&before, &after, "impossible sizes");
@@ -1547,8 +1554,11 @@ static bool overcommit_always(void)
 START_TEST(test_malloc_of_unmappable_sizes_is_enomem)
 {
 	static const size_t sizes[] = {
-	    (size_t)1 << 46, ((size_t)1 << 46) + 1, (size_t)3 << 50,
-	    ((size_t)1 << 62) + 4096, (size_t)PTRDIFF_MAX - (2u << 20),
+	    (size_t)1 << 46,
+	    ((size_t)1 << 46) + 1,
+	    (size_t)3 << 50,
+	    ((size_t)1 << 62) + 4096,
+	    (size_t)PTRDIFF_MAX - (2u << 20),
 	};
 	struct os_mallinfo before, after;
 	if (overcommit_always() || under_valgrind())
@@ -1559,13 +1569,13 @@ START_TEST(test_malloc_of_unmappable_sizes_is_enomem)
 		errno = 0;
 		void *p = os_malloc(sizes[i]);
 		ck_assert_msg(p == NULL && errno == ENOMEM,
-			      "os_malloc(%zu): %p errno %d", sizes[i], p,
-			      errno);
+		              "os_malloc(%zu): %p errno %d", sizes[i], p,
+		              errno);
 		errno = 0;
 		p = os_calloc(sizes[i] / 8, 8);
 		ck_assert_msg(p == NULL && errno == ENOMEM,
-			      "os_calloc(%zu, 8): %p errno %d", sizes[i] / 8,
-			      p, errno);
+		              "os_calloc(%zu, 8): %p errno %d", sizes[i] / 8, p,
+		              errno);
 	}
 	os_mallinfo(&after);
 	assert_same_info(&before, &after, "unmappable sizes");
@@ -1577,9 +1587,9 @@ END_TEST
 START_TEST(test_calloc_and_reallocarray_overflow_is_enomem)
 {
 	static const size_t pairs[][2] = {
-	    {SIZE_MAX / 2 + 1, 2}, {(size_t)1 << 32, (size_t)1 << 32},
-	    {1, SIZE_MAX},         {SIZE_MAX, SIZE_MAX},
-	    {2, SIZE_MAX / 2 + 1}, {65537, 281479271677953u},
+	    {SIZE_MAX / 2 + 1, 2},   {(size_t)1 << 32, (size_t)1 << 32},
+	    {1, SIZE_MAX},           {SIZE_MAX, SIZE_MAX},
+	    {2, SIZE_MAX / 2 + 1},   {65537, 281479271677953u},
 	    {SIZE_MAX / 16 + 1, 16},
 	};
 	struct os_mallinfo before, after;
@@ -1590,18 +1600,18 @@ START_TEST(test_calloc_and_reallocarray_overflow_is_enomem)
 		errno = 0;
 		void *p = os_calloc(n, s);
 		ck_assert_msg(p == NULL && errno == ENOMEM,
-			      "os_calloc(%zu, %zu): %p errno %d", n, s, p,
-			      errno);
+		              "os_calloc(%zu, %zu): %p errno %d", n, s, p,
+		              errno);
 		errno = 0;
 		p = os_reallocarray(NULL, n, s);
 		ck_assert_msg(p == NULL && errno == ENOMEM,
-			      "os_reallocarray(NULL, %zu, %zu): %p errno %d",
-			      n, s, p, errno);
+		              "os_reallocarray(NULL, %zu, %zu): %p errno %d", n,
+		              s, p, errno);
 		for (int k = 0; k < 3; k++) {
 			errno = 0;
 			p = os_reallocarray(live[k], n, s);
 			ck_assert_msg(p == NULL && errno == ENOMEM,
-				      "os_reallocarray(live, %zu, %zu)", n, s);
+			              "os_reallocarray(live, %zu, %zu)", n, s);
 		}
 	}
 	os_mallinfo(&after);
@@ -1632,8 +1642,13 @@ END_TEST
 START_TEST(test_realloc_to_impossible_size_keeps_the_block)
 {
 	static const size_t sizes[] = {
-	    SIZE_MAX, SIZE_MAX - 4096, SIZE_MAX - 1, (size_t)PTRDIFF_MAX + 1,
-	    (size_t)PTRDIFF_MAX, (size_t)PTRDIFF_MAX - 4096, SIZE_MAX / 2,
+	    SIZE_MAX,
+	    SIZE_MAX - 4096,
+	    SIZE_MAX - 1,
+	    (size_t)PTRDIFF_MAX + 1,
+	    (size_t)PTRDIFF_MAX,
+	    (size_t)PTRDIFF_MAX - 4096,
+	    SIZE_MAX / 2,
 	};
 	struct os_mallinfo before, after;
 	make_live_blocks();
@@ -1643,8 +1658,8 @@ START_TEST(test_realloc_to_impossible_size_keeps_the_block)
 			errno = 0;
 			void *p = os_realloc(live[k], sizes[i]);
 			ck_assert_msg(p == NULL && errno == ENOMEM,
-				      "os_realloc(block %d, %zu): %p errno %d",
-				      k, sizes[i], p, errno);
+			              "os_realloc(block %d, %zu): %p errno %d",
+			              k, sizes[i], p, errno);
 		}
 	}
 	os_mallinfo(&after);
@@ -1685,8 +1700,8 @@ END_TEST
  * where they come from. */
 START_TEST(test_sizes_around_the_mmap_threshold_are_served)
 {
-	static const size_t sizes[] = {131072 - 4096, 131072 - 17, 131071,
-				       131072,        131073,      131072 + 4096};
+	static const size_t sizes[] = {
+	    131072 - 4096, 131072 - 17, 131071, 131072, 131073, 131072 + 4096};
 	for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
 		struct os_mallinfo before, after;
 		os_mallinfo(&before);
@@ -1697,7 +1712,7 @@ START_TEST(test_sizes_around_the_mmap_threshold_are_served)
 		memset(p, 0xab, sizes[i]);
 		os_mallinfo(&after);
 		ck_assert_uint_eq(after.mmap_count - before.mmap_count,
-				  sizes[i] >= 131072 ? 1 : 0);
+		                  sizes[i] >= 131072 ? 1 : 0);
 		unsigned char *q = os_calloc(1, sizes[i]);
 		ck_assert_ptr_nonnull(q);
 		size_t j = 0;
@@ -1735,8 +1750,8 @@ END_TEST
 /* M24: aligned allocation with bad alignments or sizes. */
 START_TEST(test_aligned_alloc_bad_alignment_is_einval)
 {
-	static const size_t bad[] = {0, 3, 24, 48, 100, 4097,
-				     SIZE_MAX, (size_t)PTRDIFF_MAX};
+	static const size_t bad[] = {0,   3,    24,       48,
+	                             100, 4097, SIZE_MAX, (size_t)PTRDIFF_MAX};
 	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
 		errno = 0;
 		ck_assert_ptr_null(os_aligned_alloc(bad[i], 64));
@@ -1750,7 +1765,7 @@ START_TEST(test_aligned_alloc_bad_alignment_is_einval)
 	for (size_t i = 0; i < 3; i++) {
 		void *m = &m;
 		ck_assert_int_eq(os_posix_memalign(&m, small_pow2[i], 64),
-				 EINVAL);
+		                 EINVAL);
 		ck_assert_ptr_eq(m, &m);
 		void *p = os_aligned_alloc(small_pow2[i], 64);
 		ck_assert_ptr_nonnull(p);
@@ -1834,7 +1849,7 @@ static Suite *misuse_catalog_suite(void)
 	tcase_add_test(tc, test_realloc_of_one_byte_to_huge_keeps_the_heap);
 	tcase_add_test(tc, test_sizes_around_the_mmap_threshold_are_served);
 	tcase_add_test(tc,
-		       test_realloc_null_is_malloc_and_free_null_keeps_errno);
+	               test_realloc_null_is_malloc_and_free_null_keeps_errno);
 	tcase_add_test(tc, test_aligned_alloc_bad_alignment_is_einval);
 	tcase_add_test(tc, test_aligned_alloc_overflow_is_enomem);
 	tcase_add_test(tc, test_alignment_larger_than_size_is_honoured);
@@ -1849,7 +1864,7 @@ int main(int argc, char **argv)
 	ssize_t n = readlink("/proc/self/exe", self_exe, sizeof self_exe - 1);
 	if (n <= 0) {
 		fprintf(stderr, "readlink /proc/self/exe: %s\n",
-			strerror(errno));
+		        strerror(errno));
 		return 1;
 	}
 	self_exe[n] = '\0';

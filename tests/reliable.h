@@ -41,7 +41,7 @@ enum {
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
 #define RELIABLE_SANITIZED 1
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) ||     \
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
     __has_feature(memory_sanitizer)
 #define RELIABLE_SANITIZED 1
 #endif
@@ -69,13 +69,13 @@ child_say(const char *fmt, ...)
 	(void)w;
 }
 
-#define CHILD_REQUIRE(cond, ...)                                               \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			child_say("%s:%d: %s", __FILE__, __LINE__, #cond);     \
-			child_say(__VA_ARGS__);                                \
-			_exit(CHILD_FAILED);                                   \
-		}                                                              \
+#define CHILD_REQUIRE(cond, ...)                                           \
+	do {                                                               \
+		if (!(cond)) {                                             \
+			child_say("%s:%d: %s", __FILE__, __LINE__, #cond); \
+			child_say(__VA_ARGS__);                            \
+			_exit(CHILD_FAILED);                               \
+		}                                                          \
 	} while (0)
 
 /* Is the process running under valgrind?  (valgrind's preload sets
@@ -87,8 +87,8 @@ static inline int under_valgrind(void)
 }
 
 struct child_result {
-	int status;        /* from waitpid */
-	char err[8192];    /* the child's stderr, NUL-terminated, truncated */
+	int status;     /* from waitpid */
+	char err[8192]; /* the child's stderr, NUL-terminated, truncated */
 	size_t err_len;
 	unsigned char aux[64]; /* what the child wrote to fd 3 */
 	size_t aux_len;
@@ -177,7 +177,7 @@ static inline pid_t child_start(unsigned timeout, int fds[2])
 }
 
 static inline void child_finish(pid_t pid, const int fds[2],
-				struct child_result *r)
+                                struct child_result *r)
 {
 	collect(fds[0], fds[1], r);
 	while (waitpid(pid, &r->status, 0) < 0 && errno == EINTR)
@@ -186,7 +186,7 @@ static inline void child_finish(pid_t pid, const int fds[2],
 
 /* Runs fn(arg) in a forked child; the child exits with fn's result. */
 static inline void run_forked(int (*fn)(void *), void *arg, unsigned timeout,
-			      struct child_result *r)
+                              struct child_result *r)
 {
 	int fds[2];
 	memset(r, 0, sizeof *r);
@@ -210,7 +210,7 @@ static inline const char *describe_status(int status, char *buf, size_t len)
 		snprintf(buf, len, "exit %d", WEXITSTATUS(status));
 	else if (WIFSIGNALED(status))
 		snprintf(buf, len, "signal %d (%s)", WTERMSIG(status),
-			 strsignal(WTERMSIG(status)));
+		         strsignal(WTERMSIG(status)));
 	else
 		snprintf(buf, len, "status 0x%x", (unsigned)status);
 	return buf;

@@ -54,26 +54,25 @@ static bool armed;
 static unsigned long armed_n, armed_base;
 static unsigned armed_mask;
 
-#define FAIL(...)                                                              \
-	do {                                                                   \
-		fprintf(stderr, "fuzz_ops: " __VA_ARGS__);                     \
-		fputc('\n', stderr);                                           \
-		abort();                                                       \
+#define FAIL(...)                                          \
+	do {                                               \
+		fprintf(stderr, "fuzz_ops: " __VA_ARGS__); \
+		fputc('\n', stderr);                       \
+		abort();                                   \
 	} while (0)
 
-#define REQUIRE(cond, ...)                                                     \
-	do {                                                                   \
-		if (!(cond))                                                   \
-			FAIL(__VA_ARGS__);                                     \
+#define REQUIRE(cond, ...)                 \
+	do {                               \
+		if (!(cond))               \
+			FAIL(__VA_ARGS__); \
 	} while (0)
 
 static const size_t edges[] = {
-    0,      1,      15,     16,     17,     24,     31,     32,
-    33,     47,     48,     49,     100,    1000,   1007,   1008,
-    1009,   1023,   1024,   1025,   2047,   2048,   2049,   4079,
-    4080,   4095,   4096,   4097,   8191,   8192,   16384,  65535,
-    65536,  65537,  126976, 131055, 131056, 131071, 131072, 131073,
-    135168, 262144, 1048576};
+    0,      1,      15,     16,     17,     24,     31,     32,     33,
+    47,     48,     49,     100,    1000,   1007,   1008,   1009,   1023,
+    1024,   1025,   2047,   2048,   2049,   4079,   4080,   4095,   4096,
+    4097,   8191,   8192,   16384,  65535,  65536,  65537,  126976, 131055,
+    131056, 131071, 131072, 131073, 135168, 262144, 1048576};
 
 /* Sizes never served: beyond PTRDIFF_MAX (minus the library's margin), or
  * beyond what any machine maps (the kernel refuses; reallocarray and
@@ -102,7 +101,7 @@ static size_t pick_size(unsigned v)
 	case 3:
 		return 1025 + low * 7;
 	case 4: /* around the mmap threshold, mostly below (mappings are
-		 * slow to make and unmake) */
+	         * slow to make and unmake) */
 		if (low & 7)
 			return THRESHOLD - 1 - (low >> 3);
 		return THRESHOLD + (low >> 3) % 64;
@@ -131,8 +130,7 @@ static size_t pick_size(unsigned v)
 /* First byte of [p, p+n) that is not `fill`, or n.  Not inlined: the
  * coverage ignorelist names it. */
 __attribute__((noinline)) static size_t first_diff(const unsigned char *p,
-						   size_t n,
-						   unsigned char fill)
+                                                   size_t n, unsigned char fill)
 {
 	uint64_t w = 0x0101010101010101ULL * fill;
 	size_t i = 0;
@@ -148,8 +146,8 @@ __attribute__((noinline)) static size_t first_diff(const unsigned char *p,
 	return n;
 }
 
-/* Blocks are filled whole up to FULL bytes (a page); beyond, 64 bytes every STRIDE
- * (the same places whatever the size, so that a prefix can be checked
+/* Blocks are filled whole up to FULL bytes (a page); beyond, 64 bytes every
+ * STRIDE (the same places whatever the size, so that a prefix can be checked
  * after a shrinking realloc) and the last 64 bytes: page faults and
  * memset of big mappings would otherwise take most of the time. */
 enum { FULL = 4096, STRIDE = 16 * 1024, RUN = 64 };
@@ -169,7 +167,7 @@ static void fill_block(unsigned char *p, size_t n, unsigned char fill)
 /* First differing byte of the filled places of [0, n) (with the last 64
  * bytes when `tail`), or n. */
 static size_t diff_block(const unsigned char *p, size_t n, unsigned char fill,
-			 bool tail)
+                         bool tail)
 {
 	size_t d = first_diff(p, n < FULL ? n : FULL, fill);
 	if (n <= FULL || d < FULL)
@@ -191,9 +189,10 @@ static void verify_slot(int i, const char *when)
 {
 	const struct slot *s = &slot[i];
 	size_t d = diff_block(s->p, s->size, s->fill, true);
-	REQUIRE(d == s->size, "slot %d (%p, %zu bytes): byte %zu is %#x, not "
-			      "%#x (%s)",
-		i, (void *)s->p, s->size, d, s->p[d], s->fill, when);
+	REQUIRE(d == s->size,
+	        "slot %d (%p, %zu bytes): byte %zu is %#x, not "
+	        "%#x (%s)",
+	        i, (void *)s->p, s->size, d, s->p[d], s->fill, when);
 }
 
 /* The injected failure happened during the call that started with the
@@ -208,20 +207,19 @@ static bool fired_since(unsigned long before)
 	return armed && before < armed_n && fault_count() >= armed_n;
 }
 
-static void check_new_block(int i, unsigned char *p, size_t size,
-			    size_t align)
+static void check_new_block(int i, unsigned char *p, size_t size, size_t align)
 {
 	REQUIRE((uintptr_t)p % align == 0, "%p not aligned to %zu", (void *)p,
-		align);
+	        align);
 	REQUIRE(os_malloc_usable_size(p) >= size, "usable %zu < %zu",
-		os_malloc_usable_size(p), size);
+	        os_malloc_usable_size(p), size);
 	for (int j = 0; j < SLOTS; j++) {
 		if (j == i || !slot[j].p)
 			continue;
 		uintptr_t a = (uintptr_t)p, b = (uintptr_t)slot[j].p;
 		REQUIRE(a + size <= b || b + slot[j].size <= a,
-			"new block %p+%zu overlaps slot %d %p+%zu", (void *)p,
-			size, j, (void *)slot[j].p, slot[j].size);
+		        "new block %p+%zu overlaps slot %d %p+%zu", (void *)p,
+		        size, j, (void *)slot[j].p, slot[j].size);
 	}
 }
 
@@ -237,16 +235,16 @@ static void place(int i, unsigned char *p, size_t size)
 
 /* NULL from an allocation of `size`: must be explained. */
 static void check_null(size_t size, int err, int err_before,
-		       unsigned long before, const char *op)
+                       unsigned long before, const char *op)
 {
 	if (size == 0) {
 		REQUIRE(err == err_before, "%s(0) changed errno to %d", op,
-			err);
+		        err);
 		return;
 	}
 	REQUIRE(err == ENOMEM, "%s(%zu): NULL with errno %d", op, size, err);
 	REQUIRE(unservable(size) || fired_since(before),
-		"%s(%zu): NULL without cause", op, size);
+	        "%s(%zu): NULL without cause", op, size);
 }
 
 static void release(int i)
@@ -271,7 +269,7 @@ static void op_malloc(int i, size_t size)
 		return;
 	}
 	REQUIRE(size != 0 && !impossible(size), "os_malloc(%zu) gave %p", size,
-		(void *)p);
+	        (void *)p);
 	check_new_block(i, p, size, 16);
 	place(i, p, size);
 }
@@ -292,16 +290,16 @@ static void op_calloc(int i, size_t size, unsigned b)
 	if (!p) {
 		if (over)
 			REQUIRE(errno == ENOMEM, "calloc overflow: errno %d",
-				errno);
+			        errno);
 		else
 			check_null(total, errno, 1234, before, "os_calloc");
 		return;
 	}
 	REQUIRE(!over && total != 0, "os_calloc(%zu, %zu) gave %p", n, each,
-		(void *)p);
+	        (void *)p);
 	check_new_block(i, p, total, 16);
 	REQUIRE(diff_block(p, total, 0, true) == total,
-		"calloc memory not zero");
+	        "calloc memory not zero");
 	place(i, p, total);
 }
 
@@ -321,8 +319,8 @@ static void op_realloc(int i, size_t size, bool array, unsigned b)
 	bool over = __builtin_mul_overflow(n, each, &total);
 	unsigned long before = fault_count();
 	errno = 1234;
-	unsigned char *p = array ? os_reallocarray(old.p, n, each)
-				 : os_realloc(old.p, size);
+	unsigned char *p =
+	    array ? os_reallocarray(old.p, n, each) : os_realloc(old.p, size);
 	if (!array)
 		total = size;
 	if (!p) {
@@ -339,14 +337,14 @@ static void op_realloc(int i, size_t size, bool array, unsigned b)
 		return;
 	}
 	REQUIRE(!over && total != 0 && !impossible(total),
-		"os_realloc(%zu) gave %p", total, (void *)p);
+	        "os_realloc(%zu) gave %p", total, (void *)p);
 	slot[i].p = NULL;
 	check_new_block(i, p, total, 16);
 	if (old.p) {
 		size_t keep = old.size < total ? old.size : total;
 		size_t d = diff_block(p, keep, old.fill, keep == old.size);
 		REQUIRE(d == keep, "realloc %zu -> %zu lost byte %zu", old.size,
-			total, d);
+		        total, d);
 	}
 	place(i, p, total);
 }
@@ -364,16 +362,17 @@ static void op_aligned(int i, size_t size, unsigned b)
 		int rc = os_posix_memalign(&m, align, size);
 		if (align < sizeof(void *)) {
 			REQUIRE(rc == EINVAL && m == &m, "posix_memalign(%zu)",
-				align);
+			        align);
 			return;
 		}
 		if (rc) {
 			REQUIRE(m == &m, "posix_memalign set *memptr");
 			REQUIRE(errno == 1234, "posix_memalign set errno");
 			REQUIRE(rc == ENOMEM, "posix_memalign: %d", rc);
-			REQUIRE(imp || unservable(size) || fired_since(before),
-				"posix_memalign(%zu, %zu): ENOMEM without cause",
-				align, size);
+			REQUIRE(
+			    imp || unservable(size) || fired_since(before),
+			    "posix_memalign(%zu, %zu): ENOMEM without cause",
+			    align, size);
 			return;
 		}
 		if (size == 0) {
@@ -390,7 +389,7 @@ static void op_aligned(int i, size_t size, unsigned b)
 				REQUIRE(err == ENOMEM, "aligned overflow");
 			else
 				check_null(size, err, 1234, before,
-					   "os_aligned_alloc");
+				           "os_aligned_alloc");
 			return;
 		}
 	}
@@ -469,8 +468,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		case 11:
 			if (slot[i].p)
 				REQUIRE(os_malloc_usable_size(slot[i].p) >=
-					    slot[i].size,
-					"usable size");
+				            slot[i].size,
+				        "usable size");
 			break;
 		case 12:
 			heap_check();
@@ -497,8 +496,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 		release(i);
 	heap_check();
 	size_t now = in_use();
-	REQUIRE(now == baseline_in_use, "in use %zu after freeing all, %zu at "
-					"the start",
-		now, baseline_in_use);
+	REQUIRE(now == baseline_in_use,
+	        "in use %zu after freeing all, %zu at "
+	        "the start",
+	        now, baseline_in_use);
 	return 0;
 }

@@ -18,8 +18,8 @@
  * back to where they started.
  *
  * Without arguments (make check): 8 threads x 50,000 operations
- * ($OSALLOC_TEST_STRESS_OPS if set), 20 generations.  tests/ci/stress.sh runs 8 x 1,000,000 operations, and a
- * ThreadSanitizer build.
+ * ($OSALLOC_TEST_STRESS_OPS if set), 20 generations.  tests/ci/stress.sh runs 8
+ * x 1,000,000 operations, and a ThreadSanitizer build.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -42,8 +42,8 @@ enum {
 	LOCAL_SLOTS = 256,
 	SHARED_SLOTS = 1000,
 	MAX_THREADS = 64,
-	SAMPLE_HEAD = 64, /* words checked at the start of a block */
-	SAMPLE_TAIL = 16, /* and at its end */
+	SAMPLE_HEAD = 64,     /* words checked at the start of a block */
+	SAMPLE_TAIL = 16,     /* and at its end */
 	SAMPLE_STRIDE = 8192, /* words: one every 64 KiB */
 };
 
@@ -51,11 +51,11 @@ static const uint64_t COOKIE = 0xbf58476d1ce4e5b9ULL;
 static _Atomic(uintptr_t) shared[SHARED_SLOTS];
 static atomic_ullong total_ops, transfers, foreign_frees;
 
-#define FAIL(...)                                                              \
-	do {                                                                   \
-		fprintf(stderr, "stress: " __VA_ARGS__);                       \
-		fputc('\n', stderr);                                           \
-		abort();                                                       \
+#define FAIL(...)                                        \
+	do {                                             \
+		fprintf(stderr, "stress: " __VA_ARGS__); \
+		fputc('\n', stderr);                     \
+		abort();                                 \
 	} while (0)
 
 struct rng {
@@ -74,7 +74,8 @@ static uint64_t rnd(struct rng *r)
  * information), words 2.. = COOKIE ^ (n - i) at the sampled positions. */
 static bool sampled(size_t i, size_t n)
 {
-	return i < SAMPLE_HEAD || i + SAMPLE_TAIL >= n || i % SAMPLE_STRIDE == 0;
+	return i < SAMPLE_HEAD || i + SAMPLE_TAIL >= n ||
+	       i % SAMPLE_STRIDE == 0;
 }
 
 static void stamp(uint64_t *w, size_t size, uint64_t owner)
@@ -163,7 +164,7 @@ static void release(void *p, uint64_t me)
 	verify(w, "free");
 	if (w[1] != me)
 		atomic_fetch_add_explicit(&foreign_frees, 1,
-					  memory_order_relaxed);
+		                          memory_order_relaxed);
 	os_free(p);
 }
 
@@ -187,8 +188,8 @@ static void *work(void *arg)
 			/* Swap with the shared array: the block we get was
 			 * probably made by another thread. */
 			unsigned j = (unsigned)(rnd(&r) % SHARED_SLOTS);
-			uintptr_t got = atomic_exchange(&shared[j],
-							(uintptr_t)*s);
+			uintptr_t got =
+			    atomic_exchange(&shared[j], (uintptr_t)*s);
 			*s = (void *)got;
 			if (got)
 				verify(*s, "transfer");
@@ -199,7 +200,8 @@ static void *work(void *arg)
 			release(*s, me->id);
 			*s = NULL;
 		} else {
-			size_t old = verify(*s, "realloc"), size = pick_size(&r);
+			size_t old = verify(*s, "realloc"),
+			       size = pick_size(&r);
 			uint64_t *q = os_realloc(*s, size);
 			if (!q)
 				FAIL("realloc to %zu failed", size);
@@ -222,7 +224,7 @@ static void *work(void *arg)
 }
 
 static void run_threads(struct worker *w, int n, unsigned long ops,
-			uint64_t first_id)
+                        uint64_t first_id)
 {
 	for (int i = 0; i < n; i++) {
 		memset(&w[i], 0, sizeof w[i]);
@@ -270,13 +272,14 @@ int main(int argc, char **argv)
 {
 	int threads = argc > 1 ? atoi(argv[1]) : 8;
 	const char *env_ops = getenv("OSALLOC_TEST_STRESS_OPS");
-	unsigned long ops = argc > 2   ? strtoul(argv[2], NULL, 10)
-			    : env_ops ? strtoul(env_ops, NULL, 10)
-				      : 50000;
+	unsigned long ops = argc > 2  ? strtoul(argv[2], NULL, 10)
+	                    : env_ops ? strtoul(env_ops, NULL, 10)
+	                              : 50000;
 	int generations = argc > 3 ? atoi(argv[3]) : 20;
 	if (threads < 1 || threads > MAX_THREADS || ops == 0 ||
 	    generations < 0) {
-		fprintf(stderr, "usage: stress [THREADS [OPS [GENERATIONS]]]\n");
+		fprintf(stderr,
+		        "usage: stress [THREADS [OPS [GENERATIONS]]]\n");
 		return 2;
 	}
 	static struct worker w[MAX_THREADS];
