@@ -5,8 +5,8 @@
  * the pointer points to, so a pointer that is not a live block start (stack,
  * foreign, interior, absorbed by a merge) is recognised without touching it.
  * Two levels: a static table indexed by 1 GiB region, and leaves of 2^26 bits
- * (8 MiB of address space, paged in only where used).  The first two
- * leaves are static so that the brk heap needs no mapping of its own.  Leaves are
+ * (8 MiB of address space, paged in only where used).  The first leaf is
+ * static so that the first allocation needs no mapping of its own.  Leaves are
  * never freed.  Bits change only under the heap lock (so a plain
  * read-modify-write is enough); lock-free readers use relaxed loads.
  */
@@ -17,10 +17,8 @@ enum {
 };
 
 uint64_t *osa_pagemap_l1[1u << 17];
-/* Two static leaves: the brk heap may straddle one 1 GiB boundary
- * (its start is random) without a mapping of its own. */
-static uint64_t static_leaves[2][LEAF_WORDS];
-static unsigned static_leaves_used;
+static uint64_t first_leaf[LEAF_WORDS];
+static bool first_leaf_used;
 
 static uint64_t *leaf_for(uintptr_t ptr)
 {
@@ -36,10 +34,11 @@ bool osa_pagemap_reserve(uintptr_t base, uintptr_t end)
 		if (osa_pagemap_l1[r])
 			continue;
 		uint64_t *leaf;
-		if (static_leaves_used < 2) {
-			leaf = static_leaves[static_leaves_used++];
+		if (!first_leaf_used) {
+			first_leaf_used = true;
+			leaf = first_leaf;
 		} else {
-			leaf = osa_sys_mmap(sizeof static_leaves[0]);
+			leaf = osa_sys_mmap(sizeof first_leaf);
 			if (!leaf)
 				return false;
 		}
