@@ -2,8 +2,9 @@
  * (malloc.c) and the drop-in malloc (dropin.c).
  *
  * A small allocation pops the calling thread's cache; a small free checks
- * the pointer (aligned, a block start in the pagemap, its keyed header USED,
- * its neighbour's header intact, not already cached) and pushes it.  Any
+ * the pointer (aligned, a block start in the pagemap, its keyed header USED
+ * and not cached, no PREV_* flags, its neighbour's header intact) and pushes
+ * it.  Any
  * doubt, or an empty or full cache, falls to the slow paths in malloc.c,
  * which recheck under the heap lock and report misuse.
  */
@@ -35,6 +36,7 @@ OSA_INLINE void *osa_cache_pop(size_t size, enum osa_api api)
 				osa_fatal(api, OSA_E_FREE_LIST, w);
 			tc->head[cls] = (osa_block *)(enc ^ osa_keys.link);
 			w[1] = 0;
+			osa_header_toggle_cached(b);
 			__atomic_store_n(&tc->count[cls], tc->count[cls] - 1,
 					 __ATOMIC_RELAXED);
 			__atomic_store_n(&tc->nalloc, tc->nalloc + 1,
@@ -57,13 +59,15 @@ OSA_INLINE bool osa_cache_free(void *ptr)
 	uintptr_t w = osa_load(&b->word);
 	size_t size = w & ~OSA_FLAG_MASK;
 	size_t cls = size >> 4;
-	uintptr_t *pw = (uintptr_t *)ptr;
+	/* A cached block's check differs (double free), and PREV_* flags
+	 * (not covered by the check) are verified under the heap lock: both
+	 * take the slow path. */
 	if (OSA_LIKELY(size <= OSA_CACHE_MAX_BLOCK && tc &&
 		       tc->count[cls] < tc->limit[cls] &&
 		       osa_load(&b->check) == osa_header_check(b, w) &&
-		       (w & OSA_STATE_MASK) == OSA_USED &&
-		       osa_header_ok((osa_block *)(p - OSA_HDR + size)) &&
-		       pw[1] != osa_link_check(b, pw[0]))) {
+		       (w & (OSA_STATE_MASK | OSA_PREV_MASK)) == OSA_USED &&
+		       osa_header_next_of_used(
+			   (osa_block *)(p - OSA_HDR + size)))) {
 		osa_tcache_push(tc, cls, b);
 		osa_tcache_count_free(tc);
 		return true;
