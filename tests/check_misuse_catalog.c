@@ -164,6 +164,17 @@ static void scen_double_free_small_immediately(void)
 	os_free(p);
 }
 
+/* M01 after a write after free over the cached block's links: the cached
+ * state is in the header, so the second free is still a double free. */
+static void scen_double_free_small_links_overwritten(void)
+{
+	unsigned char *p = xmalloc(SMALL);
+	os_free(p);
+	memset(p, 0x41, 16);
+	expect_ptr(p);
+	os_free(p);
+}
+
 /* M01 with the thread caches off: the block sits in a bin. */
 static void scen_double_free_small_binned(void)
 {
@@ -1206,6 +1217,7 @@ static void scen_heap_check_reports_overflow(void)
 /* X(name, function, cause, OSALLOC_OPTIONS or NULL) */
 #define DEATH_CASES(X)                                                         \
 	X(double_free_small_immediately, "os_free", DOUBLE, NULL)              \
+	X(double_free_small_links_overwritten, "os_free", DOUBLE, NULL)        \
 	X(double_free_small_binned, "os_free", DOUBLE, NOCACHE)                \
 	X(double_free_small_delayed, "os_free", DOUBLE, NULL)                  \
 	X(double_free_after_merge_medium, "os_free", NOT_START, NULL)          \
