@@ -21,8 +21,13 @@ int osa_initialised;
 bool osa_on_valgrind;
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/* Fork: every lock, in a fixed order (init, heap, caches, large blocks),
+ * is held across fork(); the parent releases them, the child makes them
+ * new.  init_lock is among them, so that no fork can copy a half-done
+ * initialisation into a child where the initialising thread is gone. */
 static void fork_prepare(void)
 {
+	pthread_mutex_lock(&init_lock);
 	pthread_mutex_lock(&osa_heap_lock);
 	osa_tcache_lock_all();
 	osa_large_lock_all();
@@ -33,6 +38,7 @@ static void fork_parent(void)
 	osa_large_unlock_all(false);
 	osa_tcache_unlock_all(false);
 	pthread_mutex_unlock(&osa_heap_lock);
+	pthread_mutex_unlock(&init_lock);
 }
 
 static void fork_child(void)
@@ -40,6 +46,28 @@ static void fork_child(void)
 	osa_large_unlock_all(true);
 	osa_tcache_unlock_all(true);
 	osa_heap_after_fork_child();
+	pthread_mutex_init(&init_lock, NULL);
+}
+
+/* The handlers are registered when the library is loaded, before the
+ * program can start threads, not at the first allocation: registered
+ * there, other threads could allocate (and hold the heap lock) before the
+ * handlers existed, and a fork in that window gave a child whose first
+ * allocation deadlocked.  Should something allocate before this
+ * constructor runs (another constructor, through the drop-in malloc), the
+ * initialisation registers them, once.  pthread_atfork may allocate: never
+ * called with init_lock held. */
+static int atfork_registered;
+
+static void register_atfork(void)
+{
+	if (!__atomic_exchange_n(&atfork_registered, 1, __ATOMIC_ACQ_REL))
+		pthread_atfork(fork_prepare, fork_parent, fork_child);
+}
+
+__attribute__((constructor)) static void osa_register_atfork_at_load(void)
+{
+	register_atfork();
 }
 
 /* stats=1 prints at exit to a duplicate of fd 2 taken at initialisation:
@@ -99,14 +127,14 @@ void osa_init_slow(void)
 		osa_on_valgrind = OSA_VG_DETECT();
 		osa_tcache_init();
 		__atomic_store_n(&osa_initialised, 1, __ATOMIC_RELEASE);
-		/* These may allocate (through the C library): after the flag. */
-		pthread_atfork(fork_prepare, fork_parent, fork_child);
+		/* This may allocate (through the C library): after the flag. */
 		if (osa_opt.stats) {
 			stats_fd_open();
 			atexit(print_stats_at_exit);
 		}
 	}
 	pthread_mutex_unlock(&init_lock);
+	register_atfork(); /* done already unless before the constructor */
 }
 
 /* ---- strict mode (check=2): canary after the requested size ---- */
