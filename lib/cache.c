@@ -4,8 +4,8 @@
  * (blocks up to OSA_CACHE_MAX_BLOCK).  The heap counts cached blocks as used.
  * Links are stored xor the link key, and the block's second payload word holds
  * a keyed check of the block address and the link: the check proves the link
- * unmodified before it is followed, and marks the block as cached so a second
- * free is recognised.  Refill and flush move batches under one lock
+ * unmodified before it is followed.  A cached block's header check carries the
+ * `cached` key, so a second free is recognised from the header alone.  Refill and flush move batches under one lock
  * acquisition.  The fast paths live in malloc.c; this file has the slow ones.
  */
 #include "internal.h"
@@ -107,6 +107,7 @@ static osa_block *pop(struct osa_tcache *tc, size_t cls)
 		osa_tcache_report_corrupt(osa_block_to_ptr(b));
 	tc->head[cls] = (osa_block *)(w[0] ^ osa_keys.link);
 	w[1] = 0;
+	osa_header_toggle_cached(b);
 	__atomic_store_n(&tc->count[cls], tc->count[cls] - 1, __ATOMIC_RELAXED);
 	return b;
 }
@@ -208,7 +209,7 @@ int osa_tcache_check_self(void)
 		for (osa_block *b = tc->head[c]; b; n++) {
 			uintptr_t *w = (uintptr_t *)(b + 1);
 			if (n >= tc->count[c] || w[1] != osa_link_check(b, w[0]) ||
-			    !osa_header_ok(b) || osa_block_state(b) != OSA_USED ||
+			    !osa_header_cached(b) || osa_block_state(b) != OSA_USED ||
 			    osa_block_size(b) != c * 16) {
 				osa_report(OSA_API_HEAP_CHECK, OSA_E_FREE_LIST,
 					   osa_block_to_ptr(b));

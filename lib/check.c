@@ -17,18 +17,20 @@ __thread enum osa_api osa_current_api
 
 void osa_keys_init(void)
 {
-	uint64_t k[3];
+	uint64_t k[4];
 	if (osa_sys_getrandom(k, sizeof k) != 0) {
 		/* No entropy source: fall back to address-space randomness so
 		 * that the keys still differ between runs. */
 		uintptr_t seed = (uintptr_t)&k ^ ((uintptr_t)&osa_keys << 17) ^
 				 (uintptr_t)&osa_keys_init;
-		for (int i = 0; i < 3; i++)
+		for (int i = 0; i < 4; i++)
 			k[i] = osa_mix(seed + 0x9e3779b97f4a7c15ULL * (i + 1));
 	}
 	osa_keys.header = k[0] | 1;
 	osa_keys.link = k[1] | 1;
 	osa_keys.canary = k[2] & ~(uint64_t)0xff; /* first byte 0 */
+	/* Never 0: a cached block's check must differ from a used one's. */
+	osa_keys.cached = k[3] | 1;
 }
 
 static const char *const cause_text[] = {

@@ -137,16 +137,18 @@ static void start_clear(osa_block *b)
 /* Verifies a neighbour's header before it is trusted or rewritten. */
 static void verify_next(const osa_block *next)
 {
-	if (OSA_UNLIKELY(!osa_header_ok(next)))
+	if (OSA_UNLIKELY(!osa_header_valid(next)))
 		heap_corrupt(OSA_E_NEXT_HEADER, osa_block_to_ptr(next));
 }
 
-/* Rewrites next's PREV_* flags to describe its predecessor. */
+/* Rewrites next's PREV_* flags to describe its predecessor.  Only the word:
+ * the check does not cover them, and next may be a cached block whose
+ * check its owner toggles without the heap lock. */
 static void set_prev_flags(osa_block *next, uintptr_t flags)
 {
 	verify_next(next);
-	uintptr_t w = osa_load(&next->word) & ~(OSA_PREV_FREE | OSA_PREV_MIN);
-	osa_header_set(next, w | flags);
+	uintptr_t w = osa_load(&next->word) & ~OSA_PREV_MASK;
+	osa_store(&next->word, w | flags);
 }
 
 static uintptr_t prev_flags_for(size_t free_size)
@@ -567,18 +569,33 @@ osa_block *osa_heap_alloc(size_t size, size_t *dirty)
 
 /* ---- free ---- */
 
-static osa_block *prev_free_block(osa_block *b)
+/* Do b's PREV_* flags (not covered by its check) describe the block
+ * before it?  PREV_MIN alone, or PREV_FREE without a free block of that size
+ * ending at b, is corruption (an overflow into b's first byte). */
+static bool prev_flags_hold(const osa_block *b)
 {
 	uintptr_t flags = block_flags(b);
+	if (!flags)
+		return true;
+	if (!(flags & OSA_PREV_FREE))
+		return false;
 	size_t psize = (flags & OSA_PREV_MIN) ? OSA_MIN_BLOCK
-					      : ((uintptr_t *)b)[-1];
-	osa_block *prev = block_at((uintptr_t)b - psize);
-	if (psize < OSA_MIN_BLOCK || psize % 16 || psize > (uintptr_t)b ||
-	    !osa_pagemap_is_start((uintptr_t)osa_block_to_ptr(prev)) ||
-	    !osa_header_ok(prev) || osa_block_state(prev) != OSA_FREE ||
-	    osa_block_size(prev) != psize)
+					      : ((const uintptr_t *)b)[-1];
+	const osa_block *prev = block_at((uintptr_t)b - psize);
+	return psize >= OSA_MIN_BLOCK && psize % 16 == 0 &&
+	       psize <= (uintptr_t)b &&
+	       osa_pagemap_is_start((uintptr_t)osa_block_to_ptr(prev)) &&
+	       osa_header_ok(prev) && osa_block_state(prev) == OSA_FREE &&
+	       osa_block_size(prev) == psize;
+}
+
+static osa_block *prev_free_block(osa_block *b)
+{
+	if (!prev_flags_hold(b))
 		heap_corrupt(OSA_E_FREE_LIST, osa_block_to_ptr(b));
-	return prev;
+	size_t psize = (block_flags(b) & OSA_PREV_MIN) ? OSA_MIN_BLOCK
+						       : ((uintptr_t *)b)[-1];
+	return block_at((uintptr_t)b - psize);
 }
 
 void osa_heap_free(osa_block *b)
@@ -710,7 +727,10 @@ void osa_heap_verify_used(const osa_block *b)
 		heap_corrupt(OSA_E_DOUBLE_FREE, osa_block_to_ptr(b));
 	if (st != OSA_USED)
 		heap_corrupt(OSA_E_HEADER, osa_block_to_ptr(b));
-	verify_next(block_next(b));
+	if (OSA_UNLIKELY(!prev_flags_hold(b)))
+		heap_corrupt(OSA_E_HEADER, osa_block_to_ptr(b));
+	if (OSA_UNLIKELY(!osa_header_next_of_used(block_next(b))))
+		heap_corrupt(OSA_E_NEXT_HEADER, osa_block_to_ptr(block_next(b)));
 }
 
 bool osa_heap_contains(uintptr_t ptr)
@@ -750,7 +770,9 @@ static int check_segment(const struct osa_segment *s, size_t *nfree,
 		void *p = osa_block_to_ptr(b);
 		size_t size = osa_block_size(b);
 		unsigned st = osa_block_state(b);
-		if (!osa_header_ok(b) || size < OSA_MIN_BLOCK ||
+		bool ok = osa_header_ok(b) ||
+			  (st == OSA_USED && osa_header_cached(b));
+		if (!ok || size < OSA_MIN_BLOCK ||
 		    (uintptr_t)b + size > (uintptr_t)fence || st == OSA_FENCE)
 			return check_fail(OSA_E_HEADER, p);
 		if (!osa_pagemap_is_start((uintptr_t)p))

@@ -68,8 +68,18 @@ _Static_assert(OSA_CACHE_MAX_BLOCK < OSA_DEFAULT_MMAP_THRESHOLD,
  * Flags: bits 0-1 state, bit 2 PREV_FREE (the block before is a free block in
  * a bin), bit 3 PREV_MIN (that free block is 32 bytes: no footer; its start is
  * 32 bytes back).  A block held by a thread cache is USED as far as the heap
- * knows.  Large (mmap'd) blocks use the same header, state USED, size = the
- * mapping's length.
+ * knows; its check is the used check xor the `cached` key, so the header
+ * alone (keyed, never the payload) says whether a block is cached.  Large
+ * (mmap'd) blocks use the same header, state USED, size = the mapping's length.
+ *
+ * Who writes a header: the check of a used or cached block only its owner
+ * (the thread freeing it, or the cache holding it, which toggles the cached
+ * key without the heap lock); the PREV_* flags of any block only the heap,
+ * under its lock, when the block before it changes.  So the check does not
+ * cover PREV_* (the two writers never race on one word), and the PREV_*
+ * flags are verified where they are used instead: prev_free_block() checks
+ * the keyed header, state and size of the block they point to, and a used
+ * block's successor must have none.
  */
 typedef struct osa_block {
 	uintptr_t word;
@@ -85,6 +95,7 @@ enum osa_state {
 #define OSA_STATE_MASK ((uintptr_t)3)
 #define OSA_PREV_FREE ((uintptr_t)4)
 #define OSA_PREV_MIN ((uintptr_t)8)
+#define OSA_PREV_MASK (OSA_PREV_FREE | OSA_PREV_MIN)
 #define OSA_FLAG_MASK ((uintptr_t)15)
 
 /* ---- secret.c / check.c: integrity keys, checks, reports ---- */
@@ -92,6 +103,7 @@ struct osa_keys {
 	uint64_t header; /* keys block header checks */
 	uint64_t link;   /* encodes free-list and cache links */
 	uint64_t canary; /* keys strict-mode canaries and state canaries */
+	uint64_t cached; /* xor'ed into the check of a thread-cached block */
 };
 extern struct osa_keys osa_keys;
 
@@ -104,9 +116,10 @@ OSA_INLINE uint64_t osa_mix(uint64_t x)
 	return x * 0xd6e8feb86659fd93ULL;
 }
 
+/* The check of a used or free block's header (PREV_* flags excluded). */
 OSA_INLINE uintptr_t osa_header_check(const osa_block *b, uintptr_t word)
 {
-	return osa_mix(word ^ (uintptr_t)b ^ osa_keys.header);
+	return osa_mix((word & ~OSA_PREV_MASK) ^ (uintptr_t)b ^ osa_keys.header);
 }
 
 enum osa_cause {
@@ -263,18 +276,28 @@ void osa_tcache_unlock_all(bool child);
 void osa_tcache_report_corrupt(const void *ptr) OSA_NORETURN;
 
 /* Link encoding of cached blocks: next is stored xor the link key, and the
- * second payload word holds a keyed check of the block and that word; a block
- * whose check matches is in a cache (double free). */
+ * second payload word holds a keyed check of the block and that word, which
+ * proves the link unmodified before it is followed.  Whether a block is
+ * cached is in its header (osa_header_cached), never read from the payload. */
 OSA_INLINE uintptr_t osa_link_check(const osa_block *b, uintptr_t enc)
 {
 	return osa_mix(enc ^ ((uintptr_t)b << 1) ^ osa_keys.link);
 }
 
-/* Pushes b (a verified USED block of class cls) on the cache. */
+/* Marks b cached (push) or back in use (pop): only b's owner writes its
+ * check, so a plain relaxed store suffices. */
+OSA_INLINE void osa_header_toggle_cached(osa_block *b)
+{
+	uintptr_t c = __atomic_load_n(&b->check, __ATOMIC_RELAXED);
+	__atomic_store_n(&b->check, c ^ osa_keys.cached, __ATOMIC_RELAXED);
+}
+
+/* Pushes b (a verified USED block of class cls, not cached) on the cache. */
 OSA_INLINE void osa_tcache_push(struct osa_tcache *tc, size_t cls,
 				osa_block *b)
 {
 	uintptr_t *w = (uintptr_t *)(b + 1);
+	osa_header_toggle_cached(b);
 	w[0] = (uintptr_t)tc->head[cls] ^ osa_keys.link;
 	w[1] = osa_link_check(b, w[0]);
 	tc->head[cls] = b;
@@ -342,9 +365,29 @@ OSA_INLINE osa_block *osa_block_from_ptr(const void *p)
 {
 	return (osa_block *)((char *)p - OSA_HDR);
 }
+/* b's header is intact and b is not in a thread cache. */
 OSA_INLINE bool osa_header_ok(const osa_block *b)
 {
 	return osa_load(&b->check) == osa_header_check(b, osa_load(&b->word));
+}
+/* b's header is intact and says b is in a thread cache. */
+OSA_INLINE bool osa_header_cached(const osa_block *b)
+{
+	return (osa_load(&b->check) ^ osa_keys.cached) ==
+	       osa_header_check(b, osa_load(&b->word));
+}
+/* b's header is intact, cached or not (a neighbour, a block in a walk). */
+OSA_INLINE bool osa_header_valid(const osa_block *b)
+{
+	uintptr_t x = osa_load(&b->check) ^
+		      osa_header_check(b, osa_load(&b->word));
+	return x == 0 || x == osa_keys.cached;
+}
+/* The block after a used block: intact, and no PREV_* flags. */
+OSA_INLINE bool osa_header_next_of_used(const osa_block *next)
+{
+	return !(osa_load(&next->word) & OSA_PREV_MASK) &&
+	       osa_header_valid(next);
 }
 OSA_INLINE void osa_header_set(osa_block *b, uintptr_t word)
 {

@@ -161,18 +161,6 @@ static size_t heap_block_for(size_t size)
 
 enum kind { HEAP, LARGE };
 
-/* A payload's second word holding a matching link check means the block
- * sits in a thread cache: freed already. */
-static bool in_cache(const osa_block *b)
-{
-	/* Under valgrind there are no caches (and the payload may be
-	 * uninitialised, which memcheck would report). */
-	if (osa_block_size(b) > OSA_CACHE_MAX_BLOCK || osa_on_valgrind)
-		return false;
-	const uintptr_t *w = (const uintptr_t *)(b + 1);
-	return w[1] == osa_link_check(b, w[0]);
-}
-
 OSA_COLD OSA_NORETURN static void bad_pointer(const void *ptr)
 {
 	enum osa_cause cause = osa_large_classify_miss(ptr);
@@ -199,9 +187,9 @@ static enum kind resolve(const void *ptr, osa_block **out)
 	if (osa_pagemap_is_start(p)) {
 		b = osa_block_from_ptr(ptr);
 		osa_heap_lock_acquire();
-		osa_heap_verify_used(b);
-		if (in_cache(b))
+		if (osa_header_cached(b))
 			osa_fatal(osa_current_api, OSA_E_DOUBLE_FREE, ptr);
+		osa_heap_verify_used(b);
 		*out = b;
 		return HEAP;
 	}
@@ -351,9 +339,10 @@ void osa_free_api(void *ptr, enum osa_api api)
 	size_t size = osa_block_size(b);
 	if (kind == HEAP && tc && size <= OSA_CACHE_MAX_BLOCK &&
 	    tc->limit[size >> 4]) {
-		/* The cache is full: make room, then keep this block. */
+		/* Keep this block; when the cache is full, make room. */
 		osa_heap_lock_release();
-		osa_tcache_flush(tc, size >> 4);
+		if (tc->count[size >> 4] >= tc->limit[size >> 4])
+			osa_tcache_flush(tc, size >> 4);
 		osa_tcache_push(tc, size >> 4, b);
 		osa_tcache_count_free(tc);
 		return;

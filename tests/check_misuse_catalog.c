@@ -143,6 +143,16 @@ static void overflow_8_bytes(unsigned char *a)
 	memcpy(block_end(a), &fake, sizeof fake);
 }
 
+/* A 1-byte overflow that keeps the next header's size and state bits and
+ * only sets its "block before is free" flag, the one bit a forged backward
+ * coalescing needs. */
+static void overflow_prev_free_bit(unsigned char *a)
+{
+	unsigned char *end = block_end(a);
+	setup_require((*end & 4) == 0, "next header already has the flag");
+	end[0] |= 4;
+}
+
 /* ---- death scenarios ---- */
 
 /* M01 */
@@ -150,6 +160,17 @@ static void scen_double_free_small_immediately(void)
 {
 	unsigned char *p = xmalloc(SMALL);
 	os_free(p);
+	expect_ptr(p);
+	os_free(p);
+}
+
+/* M01 after a write after free over the cached block's links: the cached
+ * state is in the header, so the second free is still a double free. */
+static void scen_double_free_small_links_overwritten(void)
+{
+	unsigned char *p = xmalloc(SMALL);
+	os_free(p);
+	memset(p, 0x41, 16);
 	expect_ptr(p);
 	os_free(p);
 }
@@ -586,14 +607,16 @@ static void scen_usable_size_global(void)
 
 /* M26, M27: overflows into the next block's header, found when either
  * block is freed or reallocated. */
-static void overflow_case(size_t size, bool eight, int action)
+static void overflow_case(size_t size, int bytes, int action)
 {
 	unsigned char *a, *b;
 	adjacent_pair(size, &a, &b);
-	if (eight)
+	if (bytes == 8)
 		overflow_8_bytes(a);
-	else
+	else if (bytes == 1)
 		overflow_nul_byte(a);
+	else
+		overflow_prev_free_bit(a);
 	expect_ptr(b);
 	void *q;
 	switch (action) {
@@ -618,69 +641,85 @@ static void overflow_case(size_t size, bool eight, int action)
 	}
 }
 
+static void scen_overflow_flag_small_free_self(void)
+{
+	overflow_case(SMALL, 0, 0);
+}
+static void scen_overflow_flag_small_free_next(void)
+{
+	overflow_case(SMALL, 0, 1);
+}
+static void scen_overflow_flag_medium_free_self(void)
+{
+	overflow_case(MEDIUM, 0, 0);
+}
+static void scen_overflow_flag_medium_realloc_next(void)
+{
+	overflow_case(MEDIUM, 0, 3);
+}
 static void scen_overflow_1_small_free_self(void)
 {
-	overflow_case(SMALL, false, 0);
+	overflow_case(SMALL, 1, 0);
 }
 static void scen_overflow_1_small_free_next(void)
 {
-	overflow_case(SMALL, false, 1);
+	overflow_case(SMALL, 1, 1);
 }
 static void scen_overflow_8_small_free_self(void)
 {
-	overflow_case(SMALL, true, 0);
+	overflow_case(SMALL, 8, 0);
 }
 static void scen_overflow_8_small_free_next(void)
 {
-	overflow_case(SMALL, true, 1);
+	overflow_case(SMALL, 8, 1);
 }
 static void scen_overflow_1_small_realloc_self(void)
 {
-	overflow_case(SMALL, false, 2);
+	overflow_case(SMALL, 1, 2);
 }
 static void scen_overflow_8_small_realloc_next(void)
 {
-	overflow_case(SMALL, true, 3);
+	overflow_case(SMALL, 8, 3);
 }
 static void scen_overflow_1_small_binned_free_self(void)
 {
-	overflow_case(SMALL_B, false, 0);
+	overflow_case(SMALL_B, 1, 0);
 }
 static void scen_overflow_8_small_binned_free_next(void)
 {
-	overflow_case(SMALL_B, true, 1);
+	overflow_case(SMALL_B, 8, 1);
 }
 static void scen_overflow_1_medium_free_self(void)
 {
-	overflow_case(MEDIUM, false, 0);
+	overflow_case(MEDIUM, 1, 0);
 }
 static void scen_overflow_1_medium_free_next(void)
 {
-	overflow_case(MEDIUM, false, 1);
+	overflow_case(MEDIUM, 1, 1);
 }
 static void scen_overflow_8_medium_free_self(void)
 {
-	overflow_case(MEDIUM, true, 0);
+	overflow_case(MEDIUM, 8, 0);
 }
 static void scen_overflow_8_medium_free_next(void)
 {
-	overflow_case(MEDIUM, true, 1);
+	overflow_case(MEDIUM, 8, 1);
 }
 static void scen_overflow_1_medium_realloc_self_grow(void)
 {
-	overflow_case(MEDIUM, false, 2);
+	overflow_case(MEDIUM, 1, 2);
 }
 static void scen_overflow_8_medium_realloc_self_shrink(void)
 {
-	overflow_case(MEDIUM, true, 4);
+	overflow_case(MEDIUM, 8, 4);
 }
 static void scen_overflow_8_medium_realloc_next(void)
 {
-	overflow_case(MEDIUM, true, 3);
+	overflow_case(MEDIUM, 8, 3);
 }
 static void scen_overflow_8_near_mmap_free_self(void)
 {
-	overflow_case(NEAR_MMAP - 1000, true, 0);
+	overflow_case(NEAR_MMAP - 1000, 8, 0);
 }
 
 /* M28: an overflow into the header of the free space at the heap end. */
@@ -1038,8 +1077,7 @@ static void scen_mimic_cached_block_links_in_other_block(void)
 
 /* glibc tst-tcfree3: the "key" of a cached block, read while it was free,
  * written into the same block after it was handed out again. */
-__attribute__((unused)) static void
-scen_mimic_cached_block_links_after_reuse(void)
+static void scen_mimic_cached_block_links_after_reuse(void)
 {
 	unsigned char *p = xmalloc(SMALL);
 	unsigned char saved[16];
@@ -1179,6 +1217,7 @@ static void scen_heap_check_reports_overflow(void)
 /* X(name, function, cause, OSALLOC_OPTIONS or NULL) */
 #define DEATH_CASES(X)                                                         \
 	X(double_free_small_immediately, "os_free", DOUBLE, NULL)              \
+	X(double_free_small_links_overwritten, "os_free", DOUBLE, NULL)        \
 	X(double_free_small_binned, "os_free", DOUBLE, NOCACHE)                \
 	X(double_free_small_delayed, "os_free", DOUBLE, NULL)                  \
 	X(double_free_after_merge_medium, "os_free", NOT_START, NULL)          \
@@ -1227,6 +1266,10 @@ static void scen_heap_check_reports_overflow(void)
 	X(usable_size_interior, "os_malloc_usable_size", NOT_START, NULL)      \
 	X(usable_size_misaligned, "os_malloc_usable_size", MISALIGNED, NULL)   \
 	X(usable_size_global, "os_malloc_usable_size", NOT_OURS, NULL)         \
+	X(overflow_flag_small_free_self, "os_free", NEXT_HEADER, NULL)         \
+	X(overflow_flag_small_free_next, "os_free", HEADER, NULL)              \
+	X(overflow_flag_medium_free_self, "os_free", NEXT_HEADER, NULL)        \
+	X(overflow_flag_medium_realloc_next, "os_realloc", HEADER, NULL)       \
 	X(overflow_1_small_free_self, "os_free", NEXT_HEADER, NULL)            \
 	X(overflow_1_small_free_next, "os_free", HEADER, NULL)                 \
 	X(overflow_8_small_free_self, "os_free", NEXT_HEADER, NULL)            \
@@ -1288,17 +1331,11 @@ static void scen_heap_check_reports_overflow(void)
 	X(usable_size_before_any_allocation, "os_malloc_usable_size",          \
 	  NOT_OURS, NULL)
 
-/* Cases that exit 0: X(name, OSALLOC_OPTIONS, expected report or NULL)
- *
- * KNOWN GAP, not run (issue 5 stays open for it): a program that reads a
- * cached block's two link words after freeing it and writes them back into
- * the same block once it is handed out again makes that block look cached,
- * and its next free is reported as a double free.  Fixing it needs the
- * cached state in the block header.  The scenario is kept:
- * scen_mimic_cached_block_links_after_reuse. */
+/* Cases that exit 0: X(name, OSALLOC_OPTIONS, expected report or NULL) */
 #define REPORT_CASES(X)                                             \
 	X(mimic_free_bin_block_links_in_live_block, NULL, NULL)     \
 	X(mimic_cached_block_links_in_other_block, NULL, NULL)      \
+	X(mimic_cached_block_links_after_reuse, NULL, NULL)         \
 	X(mimic_junk_bytes_in_live_block, JUNK, NULL)               \
 	X(mimic_headers_in_live_blocks, NULL, NULL)                 \
 	X(aligned_blocks_free_and_realloc, NULL, NULL)              \
