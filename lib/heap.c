@@ -480,8 +480,11 @@ static void maybe_trim(struct osa_segment *s)
 	/* The pages read as zero now; the dirty tail between `to` and the
 	 * old clean mark (less than a page) is cleared so that everything
 	 * from `from` on is zero, as clean_from promises. */
-	if (s->clean_from > to)
+	if (s->clean_from > to) {
+		/* Inside blocks freed earlier (memcheck: no access). */
+		OSA_VG_DEFINED((void *)to, s->clean_from - to);
 		memset((void *)to, 0, s->clean_from - to);
+	}
 	if (s->clean_from > from)
 		s->clean_from = from;
 }
@@ -790,10 +793,10 @@ static int check_segment(const struct osa_segment *s, size_t *nfree,
 		} else {
 			*used_bytes += size;
 		}
-		for (uintptr_t q = (uintptr_t)p + 16; q < (uintptr_t)p + size;
-		     q += 16)
-			if (osa_pagemap_is_start(q))
-				return check_fail(OSA_E_STATE, (void *)q);
+		uintptr_t q = osa_pagemap_find((uintptr_t)p + 16,
+					       (uintptr_t)p + size);
+		if (q != (uintptr_t)p + size)
+			return check_fail(OSA_E_STATE, (void *)q);
 		prev_free = st == OSA_FREE;
 		prev_size = size;
 		b = block_next(b);

@@ -204,6 +204,9 @@ unsigned long osa_sys_calls(unsigned mask); /* calls counted since start */
 bool osa_pagemap_reserve(uintptr_t base, uintptr_t end); /* leaves exist */
 void osa_pagemap_set(uintptr_t ptr);
 void osa_pagemap_clear(uintptr_t ptr);
+/* The first block start in [lo, hi) (16-aligned), or hi: a word of the map
+ * at a time (os_heap_check). */
+uintptr_t osa_pagemap_find(uintptr_t lo, uintptr_t hi);
 extern uint64_t *osa_pagemap_l1[1u << 17];
 /* Is ptr (a payload address) the start of a live heap block? */
 OSA_INLINE bool osa_pagemap_is_start(uintptr_t ptr)

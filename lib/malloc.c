@@ -209,8 +209,11 @@ static enum kind resolve(const void *ptr, osa_block **out)
 	uintptr_t p = (uintptr_t)ptr;
 	if (p & (OSA_ALIGN - 1))
 		osa_fatal(osa_current_api, OSA_E_MISALIGNED, ptr);
-	osa_block *b = osa_block_from_ptr(ptr);
+	/* The block address only once ptr is known to start a block: for a
+	 * wild pointer such as 0x10, ptr - 16 is undefined (null result). */
+	osa_block *b;
 	if (osa_pagemap_is_start(p)) {
+		b = osa_block_from_ptr(ptr);
 		osa_heap_lock_acquire();
 		if (osa_header_cached(b))
 			osa_fatal(osa_current_api, OSA_E_DOUBLE_FREE, ptr);

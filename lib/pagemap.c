@@ -64,3 +64,34 @@ void osa_pagemap_clear(uintptr_t ptr)
 	uint64_t *w = &leaf[bit >> 6];
 	__atomic_store_n(w, *w & ~((uint64_t)1 << (bit & 63)), __ATOMIC_RELAXED);
 }
+
+uintptr_t osa_pagemap_find(uintptr_t lo, uintptr_t hi)
+{
+	while (lo < hi) {
+		uintptr_t region_end = (lo | (((uintptr_t)1 << 30) - 1)) + 1;
+		uintptr_t end = hi < region_end ? hi : region_end;
+		const uint64_t *leaf = lo >> 47 ? NULL : leaf_for(lo);
+		if (!leaf) {
+			lo = end;
+			continue;
+		}
+		uintptr_t bit = (lo & ((1u << 30) - 1)) >> 4;
+		uintptr_t last = bit + ((end - lo) >> 4); /* exclusive */
+		while (bit < last) {
+			unsigned shift = bit & 63, n = 64 - shift;
+			uint64_t w = __atomic_load_n(&leaf[bit >> 6],
+						     __ATOMIC_RELAXED) >>
+				     shift;
+			if (last - bit < n) {
+				n = (unsigned)(last - bit); /* < 64 */
+				w &= ((uint64_t)1 << n) - 1;
+			}
+			if (w)
+				return lo + ((uintptr_t)__builtin_ctzll(w) << 4);
+			bit += n;
+			lo += (uintptr_t)n << 4;
+		}
+		lo = end;
+	}
+	return hi;
+}

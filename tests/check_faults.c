@@ -962,8 +962,11 @@ START_TEST(test_fault_sweep_fails_every_os_call_of_a_workload)
 	memcpy(&ref, r.aux, sizeof ref);
 	unsigned long total =
 	    ref.calls[0] + ref.calls[1] + ref.calls[2] + ref.calls[3];
+	/* Under valgrind libosalloc moves large blocks instead of calling
+	 * mremap (so that memcheck keeps their history). */
 	ck_assert_msg(ref.calls[0] > 0 && ref.calls[1] > 0 &&
-	                  ref.calls[2] > 0 && ref.calls[3] > 0,
+	                  ref.calls[2] > 0 &&
+	                  (ref.calls[3] > 0 || under_valgrind()),
 	              "the workload must use every kind of call");
 	for (k = 1; k < 20000; k++) {
 		run_forked(sweep_child, &k, CHILD_TIMEOUT, &r);

@@ -329,6 +329,7 @@ static void *fill_cache_and_exit(void *arg)
 
 START_TEST(test_thread_exit_gives_cached_blocks_back)
 {
+	TST_SKIP_UNDER_VALGRIND("no thread caches under valgrind");
 	struct worker w[4];
 	run_workers(w, 4, fill_cache_and_exit, NULL);
 	struct os_mallinfo m;

@@ -666,3 +666,17 @@ long tst_trace_count(const char *trace, const char *from, const char *to,
 	}
 	return phase == 2 ? count : -1;
 }
+
+/* ---- valgrind -------------------------------------------------------- */
+
+bool tst_under_valgrind(void)
+{
+	const char *p = getenv("LD_PRELOAD");
+	return p && strstr(p, "vgpreload") != NULL;
+}
+
+void tst_skip_note(const char *file, int line, const char *why)
+{
+	fprintf(stderr, "%s:%d: skipped under valgrind: %s\n", file, line, why);
+	fflush(stderr);
+}

@@ -27,6 +27,8 @@
  *  - tst_sys_snapshot(): osalloc's system call counters and the break.
  *  - tst_strace_*():   runs a scenario under strace and counts syscalls
  *                      between two tst_mark() markers.
+ *  - TST_SKIP_UNDER_VALGRIND(): ends a case that tests what valgrind does
+ *                      not emulate, with a note on stderr.
  */
 #ifndef OSA_TESTS_COMMON_H
 #define OSA_TESTS_COMMON_H
@@ -250,5 +252,28 @@ int tst_strace_scenario(const char *name, const char *options,
  * stored there (in order; unparsable ones as 0). */
 long tst_trace_count(const char *trace, const char *from, const char *to,
 		     const char *syscall, uintptr_t *results, size_t max);
+
+/* ---- valgrind -------------------------------------------------------- */
+
+/* True when the process runs under valgrind (its preload objects are in
+ * LD_PRELOAD).  libosalloc then turns its thread caches off, clears calloc
+ * memory, moves large blocks on realloc (no mremap), and valgrind emulates
+ * the break in a reserved area of about 8 MiB and replaces the C library's
+ * malloc. */
+bool tst_under_valgrind(void);
+
+/* Writes "FILE:LINE: skipped under valgrind: WHY" on stderr. */
+void tst_skip_note(const char *file, int line, const char *why);
+
+/* At the top of a case that tests one of those things: under valgrind the
+ * case ends here (Check counts it as passed) after the note on stderr, which
+ * tests/ci/valgrind.sh counts.  It still runs everywhere else. */
+#define TST_SKIP_UNDER_VALGRIND(why)                                           \
+	do {                                                                   \
+		if (tst_under_valgrind()) {                                    \
+			tst_skip_note(__FILE__, __LINE__, (why));              \
+			return;                                                \
+		}                                                              \
+	} while (0)
 
 #endif /* OSA_TESTS_COMMON_H */
