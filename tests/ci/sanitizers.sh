@@ -42,7 +42,8 @@ for kind in "${KINDS[@]}"; do
 		grep -hoE '[0-9]+%: Checks: [0-9]+, Failures: [0-9]+, Errors: [0-9]+' \
 			$(find "$tree/tests" -name '*.log') 2>/dev/null |
 			awk -v k="$kind" '{ split($0, a, /[:,] */); c += a[3]; f += a[5]; e += a[7] }
-				END { printf "  %s: Check cases: %d, failures %d, errors %d\n", k, c, f, e }'
+				END { printf "  %s: Check cases: %d, failures %d, errors %d\n", k, c, f, e }' |
+			tee "$WORK/$kind.summary"
 		if [ "$rc" != 0 ]; then
 			log "sanitizers: $kind: make check FAILED; failing tests:"
 			grep -E '^(FAIL|ERROR):' "$tree/check.log" || tail -n 30 "$tree/check.log"
@@ -61,4 +62,10 @@ if [ "$failed" != 0 ]; then
 	log "sanitizers: FAILED (logs in $WORK)"
 	exit 1
 fi
-log "sanitizers: OK: make check passes under ${KINDS[*]} (logs in $WORK)"
+line=
+for kind in "${KINDS[@]}"; do
+	tests=$(sed -n 's/^# PASS: *//p' "$WORK/$kind/libosalloc/check.log")
+	skips=$(sed -n 's/^# SKIP: *//p' "$WORK/$kind/libosalloc/check.log")
+	line="$line; $(sed 's/^ *//' "$WORK/$kind.summary") ($tests tests pass, $skips skip)"
+done
+log "sanitizers: OK: make check under${line#;} (logs in $WORK)"

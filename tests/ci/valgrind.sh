@@ -44,7 +44,18 @@ export OSALLOC_TEST_STRESS_OPS=${OSALLOC_TEST_STRESS_OPS:-5000}
 rc=0
 make -j"$(nproc)" check LOG_COMPILER="$WORK/vg-run" >"$tree/check.log" 2>&1 || rc=$?
 grep -E '^# (TOTAL|PASS|SKIP|XFAIL|FAIL|XPASS|ERROR):' "$tree/check.log" | sed 's/^/  /'
+# The Check cases of all programs, and the cases (or parts of cases) that
+# test what valgrind does not emulate (TST_SKIP_UNDER_VALGRIND's notes).
+cases=$(grep -hoE '[0-9]+%: Checks: [0-9]+, Failures: [0-9]+, Errors: [0-9]+' \
+	"$tree"/tests/*.log "$tree"/tests/*/*.log 2>/dev/null |
+	awk '{ split($0, a, /[:,] */); c += a[3]; f += a[5]; e += a[7] }
+		END { printf "%d, failures %d, errors %d", c, f, e }')
+skipped=$(cat "$tree"/tests/*.log 2>/dev/null | grep -c 'skipped under valgrind:' || true)
+log "  Check cases: $cases ($skipped skipped in whole or part under valgrind)"
 nlogs=$(find "$WORK/vglogs" -name '*.log' | wc -l)
+nerrors=$(cat "$WORK"/vglogs/*.log 2>/dev/null |
+	sed -n 's/.*ERROR SUMMARY: \([0-9][0-9]*\) errors.*/\1/p' |
+	awk '{ n += $1 } END { print n + 0 }')
 bad=$(grep -L 'ERROR SUMMARY: 0 errors' "$WORK"/vglogs/*.log 2>/dev/null |
 	xargs -r grep -l 'ERROR SUMMARY' || true)
 if [ -n "$bad" ]; then
@@ -55,9 +66,13 @@ if [ -n "$bad" ]; then
 	done
 	rc=1
 fi
+if [ "$nerrors" != 0 ]; then
+	log "valgrind: $nerrors memcheck errors in $nlogs processes"
+	rc=1
+fi
 if [ "$rc" != 0 ]; then
 	log "valgrind: FAILED; failing tests:"
 	grep -E '^(FAIL|ERROR):' "$tree/check.log" || tail -n 30 "$tree/check.log"
 	exit 1
 fi
-log "valgrind: OK: make check passes under memcheck, $nlogs processes checked, 0 errors (logs in $WORK)"
+log "valgrind: OK: make check passes under memcheck: Check cases $cases; $nlogs processes checked, $nerrors memcheck errors (logs in $WORK)"
