@@ -478,8 +478,10 @@ static void maybe_trim(struct osa_segment *s)
 	/* The pages read as zero now; the dirty tail between `to` and the
 	 * old clean mark (less than a page) is cleared so that everything
 	 * from `from` on is zero, as clean_from promises. */
-	if (s->clean_from > to)
+	if (s->clean_from > to) {
+		OSA_VG_DEFINED((void *)to, s->clean_from - to); /* freed range */
 		memset((void *)to, 0, s->clean_from - to);
+	}
 	if (s->clean_from > from)
 		s->clean_from = from;
 }
