@@ -40,6 +40,16 @@ enum {
 	OWNED = 64,         /* blocks the forking thread holds across fork */
 };
 
+/* A deadline of `seconds` scaled by CK_TIMEOUT_MULTIPLIER, as Check scales
+ * the case timeout (tests/ci/valgrind.sh sets 20: under valgrind the
+ * re-fork case takes over a minute on a loaded machine). */
+static unsigned scaled(unsigned seconds)
+{
+	const char *m = getenv("CK_TIMEOUT_MULTIPLIER");
+	long k = m ? strtol(m, NULL, 10) : 1;
+	return seconds * (unsigned)(k >= 1 && k <= 100 ? k : 1);
+}
+
 static atomic_bool stop;
 static atomic_ulong busy_ops;
 
@@ -168,7 +178,7 @@ static int fork_storm(int forks, struct owned *o)
 		int fds[2];
 		struct child_result r;
 		memset(&r, 0, sizeof r);
-		pid_t pid = child_start(CHILD_ALARM, fds);
+		pid_t pid = child_start(scaled(CHILD_ALARM), fds);
 		if (pid == 0)
 			_exit(child_work(o, (uint64_t)f));
 		ck_assert_msg(pid > 0, "fork: %s", strerror(errno));
@@ -257,7 +267,7 @@ END_TEST
 /* A child that forks again (the handlers re-initialise in the child). */
 static int grandchild_parent(void *arg)
 {
-	(void)arg;
+	unsigned alarm_s = *(const unsigned *)arg;
 	pthread_t t[2];
 	for (int i = 0; i < 2; i++)
 		CHILD_REQUIRE(pthread_create(&t[i], NULL, busy,
@@ -267,7 +277,7 @@ static int grandchild_parent(void *arg)
 		pid_t pid = fork();
 		CHILD_REQUIRE(pid >= 0, "fork");
 		if (pid == 0) {
-			alarm(CHILD_ALARM);
+			alarm(alarm_s);
 			void *p = os_malloc(300000), *q = os_malloc(50);
 			CHILD_REQUIRE(p && q, "allocation in the grandchild");
 			os_free(p);
@@ -291,7 +301,8 @@ START_TEST(test_forked_child_with_threads_forks_again)
 {
 	struct child_result r;
 	char st[64];
-	run_forked(grandchild_parent, NULL, 60, &r);
+	unsigned alarm_s = scaled(CHILD_ALARM);
+	run_forked(grandchild_parent, &alarm_s, scaled(60), &r);
 	ck_assert_msg(
 	    WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0 && r.err_len == 0,
 	    "%s; stderr: %s", describe_status(r.status, st, sizeof st), r.err);
