@@ -5,8 +5,8 @@
  * Links are stored xor the link key, and the block's second payload word holds
  * a keyed check of the block address and the link: the check proves the link
  * unmodified before it is followed.  A cached block's header check carries the
- * `cached` key, so a second free is recognised from the header alone.  Refill and flush move batches under one lock
- * acquisition.  The fast paths live in malloc.c; this file has the slow ones.
+ * `cached` key, so a second free is recognised from the header alone.  Refill
+ * and flush move batches under one lock acquisition.  The fast paths live in malloc.c; this file has the slow ones.
  */
 #include "internal.h"
 

@@ -572,6 +572,14 @@ osa_block *osa_heap_alloc(size_t size, size_t *dirty)
 /* Do b's PREV_* flags (not covered by its check) describe the block
  * before it?  PREV_MIN alone, or PREV_FREE without a free block of that size
  * ending at b, is corruption (an overflow into b's first byte). */
+/* The size of the free block before b that b's PREV_* flags claim (its
+ * footer, or 32 for PREV_MIN); only meaningful with PREV_FREE set. */
+static size_t prev_size_claimed(const osa_block *b)
+{
+	return (block_flags(b) & OSA_PREV_MIN) ? OSA_MIN_BLOCK
+					       : ((const uintptr_t *)b)[-1];
+}
+
 static bool prev_flags_hold(const osa_block *b)
 {
 	uintptr_t flags = block_flags(b);
@@ -579,8 +587,7 @@ static bool prev_flags_hold(const osa_block *b)
 		return true;
 	if (!(flags & OSA_PREV_FREE))
 		return false;
-	size_t psize = (flags & OSA_PREV_MIN) ? OSA_MIN_BLOCK
-					      : ((const uintptr_t *)b)[-1];
+	size_t psize = prev_size_claimed(b);
 	const osa_block *prev = block_at((uintptr_t)b - psize);
 	return psize >= OSA_MIN_BLOCK && psize % 16 == 0 &&
 	       psize <= (uintptr_t)b &&
@@ -593,9 +600,7 @@ static osa_block *prev_free_block(osa_block *b)
 {
 	if (!prev_flags_hold(b))
 		heap_corrupt(OSA_E_FREE_LIST, osa_block_to_ptr(b));
-	size_t psize = (block_flags(b) & OSA_PREV_MIN) ? OSA_MIN_BLOCK
-						       : ((uintptr_t *)b)[-1];
-	return block_at((uintptr_t)b - psize);
+	return block_at((uintptr_t)b - prev_size_claimed(b));
 }
 
 void osa_heap_free(osa_block *b)
