@@ -27,6 +27,7 @@ struct osa_segment {
 	uintptr_t end;            /* one past the fence */
 	osa_block *top;           /* the TOP block, NULL once retired */
 	uintptr_t clean_from;     /* bytes from here to the fence are zero */
+	uintptr_t trimmed_from;   /* pages from here were given back; 0: none */
 	size_t length;            /* bytes obtained for this segment */
 	bool from_mmap;
 };
@@ -44,6 +45,7 @@ static struct {
 	struct osa_segment *segs; /* newest first */
 	struct osa_segment *cur;  /* the one with a TOP block we carve from */
 	size_t heap_bytes, free_bytes, used_bytes, nsegs;
+	size_t trim_threshold; /* 0 until first used: OSA_TRIM_THRESHOLD */
 	uint64_t canary_tail;
 } H;
 
@@ -385,6 +387,7 @@ static bool seg_create(uintptr_t base, size_t len, bool from_mmap)
 	start_set(t);
 	s->top = t;
 	s->clean_from = (uintptr_t)osa_block_to_ptr(t);
+	s->trimmed_from = 0;
 	if (H.cur)
 		retire_top(H.cur);
 	s->next = H.segs;
@@ -461,14 +464,35 @@ static bool heap_grow(size_t need)
 	return false;
 }
 
+static size_t trim_threshold(void)
+{
+	return H.trim_threshold ? H.trim_threshold : OSA_TRIM_THRESHOLD;
+}
+
+/* The TOP of s now starts at nt: when it has grown back over pages given
+ * back to the OS, trimming them cost a round of page faults for nothing,
+ * so the threshold doubles (like glibc's dynamic one, but driven by what
+ * the program did).  Memory held back is bounded by
+ * OSA_TRIM_THRESHOLD_MAX. */
+static void top_moved_to(struct osa_segment *s, const osa_block *nt)
+{
+	if (OSA_LIKELY(!s->trimmed_from) || (uintptr_t)nt <= s->trimmed_from)
+		return;
+	s->trimmed_from = 0;
+	size_t t = trim_threshold();
+	if (t < OSA_TRIM_THRESHOLD_MAX)
+		H.trim_threshold = 2 * t;
+}
+
 /* Releases the pages of a large TOP back to the OS (they read as zero
- * afterwards), keeping OSA_TRIM_KEEP bytes ready. */
+ * afterwards), keeping half the trim threshold ready. */
 static void maybe_trim(struct osa_segment *s)
 {
 	osa_block *t = s->top;
-	if (!t || osa_block_size(t) < OSA_TRIM_THRESHOLD)
+	size_t threshold = trim_threshold();
+	if (!t || osa_block_size(t) < threshold)
 		return;
-	uintptr_t from = osa_align_up((uintptr_t)t + OSA_HDR + OSA_TRIM_KEEP,
+	uintptr_t from = osa_align_up((uintptr_t)t + OSA_HDR + threshold / 2,
 				      OSA_PAGE);
 	uintptr_t to = (s->end - OSA_HDR) & ~(uintptr_t)(OSA_PAGE - 1);
 	if (to > s->clean_from)
@@ -487,6 +511,7 @@ static void maybe_trim(struct osa_segment *s)
 	}
 	if (s->clean_from > from)
 		s->clean_from = from;
+	s->trimmed_from = from;
 }
 
 static struct osa_segment *seg_of_top(const osa_block *t)
@@ -530,6 +555,7 @@ static osa_block *carve_top(size_t size, size_t *dirty)
 	osa_header_set(nt, (tsize - size) | OSA_TOP);
 	start_set(nt);
 	s->top = nt;
+	top_moved_to(s, nt);
 	uintptr_t p = (uintptr_t)osa_block_to_ptr(t);
 	*dirty = s->clean_from > p ? s->clean_from - p : 0;
 	if (s->clean_from < (uintptr_t)nt + OSA_HDR)
@@ -692,6 +718,7 @@ bool osa_heap_resize(osa_block *b, size_t size)
 	osa_header_set(nt, nsize | OSA_TOP);
 	start_set(nt);
 	s->top = nt;
+	top_moved_to(s, nt);
 	if (s->clean_from < (uintptr_t)nt + OSA_HDR)
 		s->clean_from = (uintptr_t)nt + OSA_HDR;
 	H.free_bytes -= size - bsize;

@@ -34,7 +34,11 @@ enum {
 	OSA_DEFAULT_MMAP_THRESHOLD = 128 * 1024, /* own mapping from here on */
 	OSA_GROW_MIN = 128 * 1024,   /* later growth is amortised this much */
 	OSA_TRIM_THRESHOLD = 256 * 1024, /* trim brk top above this ... */
-	OSA_TRIM_KEEP = 128 * 1024,  /* ... down to this much */
+	OSA_TRIM_KEEP = 128 * 1024,  /* ... down to this much; both double
+					whenever trimmed pages are needed
+					again, up to OSA_TRIM_THRESHOLD_MAX */
+	OSA_TRIM_THRESHOLD_MAX = 32 * 1024 * 1024,
+	OSA_HUGE_PAGE = 2 * 1024 * 1024, /* mappings this large ask for THP */
 	OSA_CACHE_MAX_BLOCK = 1024,  /* largest block a thread cache holds */
 	OSA_CACHE_CLASSES = OSA_CACHE_MAX_BLOCK / 16 + 1, /* index = size/16 */
 	OSA_EXACT_BINS = 64,         /* bins 0..63: one block size (16*i) each */
@@ -186,6 +190,7 @@ void *osa_sys_mremap(void *old, size_t old_len, size_t new_len); /* NULL */
 int osa_sys_getrandom(void *buf, size_t len);
 void osa_sys_write_stderr(const char *buf, size_t len);
 int osa_sys_madvise_free(void *addr, size_t len);
+void osa_sys_madvise_hugepage(void *addr, size_t len); /* hint only */
 
 /* Fault injection (tests only): the nth call (1-based) from now to any of
  * the calls in mask fails with ENOMEM; 0 disarms.  Counts calls that would

@@ -130,6 +130,8 @@ void *osa_large_alloc(size_t size, size_t align)
 		errno = ENOMEM;
 		return NULL;
 	}
+	if (length >= OSA_HUGE_PAGE)
+		osa_sys_madvise_hugepage(m, length);
 	uintptr_t ptr = osa_align_up((uintptr_t)m + OSA_HDR, align);
 	struct entry e = {ptr, (uintptr_t)m, length};
 	/* Header first: a registered block always has a valid header, even
@@ -226,6 +228,8 @@ void *osa_large_realloc(osa_block *b, size_t size)
 		errno = ENOMEM;
 		return NULL;
 	}
+	if (length >= OSA_HUGE_PAGE && e.length < OSA_HUGE_PAGE)
+		osa_sys_madvise_hugepage(m, length);
 	struct entry n = {(uintptr_t)m + offset, (uintptr_t)m, length};
 	place_header(n.ptr, length);
 	return_entry(&n);

@@ -92,6 +92,20 @@ int osa_sys_madvise_free(void *addr, size_t len)
 	return madvise(addr, len, MADV_DONTNEED);
 }
 
+/* A hint, never a failure: where the kernel offers transparent huge pages
+ * on request, a large mapping takes faults 2 MiB at a time. */
+void osa_sys_madvise_hugepage(void *addr, size_t len)
+{
+#ifdef MADV_HUGEPAGE
+	int saved = errno;
+	(void)madvise(addr, len, MADV_HUGEPAGE);
+	errno = saved;
+#else
+	(void)addr;
+	(void)len;
+#endif
+}
+
 int osa_sys_getrandom(void *buf, size_t len)
 {
 	char *p = buf;

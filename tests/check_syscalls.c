@@ -264,7 +264,62 @@ static int scenario_mixed(void)
 	return TST_CHILD_OK;
 }
 
+/* The heap's top fills and empties 11 times with the same 4 MB of
+ * blocks.  The first time, the pages beyond the kept part are given back
+ * (madvise); each time they are needed again the trim threshold doubles,
+ * so by the last round nothing is given back any more. */
+static int scenario_trim(void)
+{
+	enum { N = 40, SIZE = 100000, ROUNDS = 11 };
+	unsigned char *p[N];
+	warm_up_libc();
+	for (int round = 0; round < ROUNDS; round++) {
+		tst_mark(round == 0 ? "first" : round == ROUNDS - 1 ? "last"
+								   : "round");
+		for (int i = 0; i < N; i++) {
+			p[i] = os_malloc(SIZE);
+			TST_CHILD_REQUIRE(p[i] != NULL, "os_malloc(%d)", SIZE);
+			memset(p[i], round + 1, SIZE);
+		}
+		for (int i = N - 1; i >= 0; i--) {
+			TST_CHILD_REQUIRE(p[i][0] == round + 1 &&
+					      p[i][SIZE - 1] == round + 1,
+					  "block %d lost its contents", i);
+			os_free(p[i]);
+		}
+		tst_mark(round == 0 ? "first-end"
+				    : round == ROUNDS - 1 ? "last-end"
+							  : "round-end");
+	}
+	TST_CHILD_REQUIRE(os_heap_check() == 0, "heap check");
+	printf("ok\n");
+	return TST_CHILD_OK;
+}
+
+/* A 4 MiB block's mapping asks for transparent huge pages; a 1 MiB one,
+ * which cannot hold a 2 MiB page, does not. */
+static int scenario_hugepage(void)
+{
+	warm_up_libc();
+	tst_mark("big");
+	unsigned char *big = os_malloc(4 << 20);
+	tst_mark("big-end");
+	tst_mark("mid");
+	unsigned char *mid = os_malloc(1 << 20);
+	tst_mark("mid-end");
+	TST_CHILD_REQUIRE(big && mid, "os_malloc");
+	memset(big, 7, 4 << 20);
+	memset(mid, 8, 1 << 20);
+	TST_CHILD_REQUIRE(big[(4 << 20) - 1] == 7 && mid[0] == 8, "contents");
+	os_free(big);
+	os_free(mid);
+	printf("ok\n");
+	return TST_CHILD_OK;
+}
+
 static const struct tst_scenario scenarios[] = {
+	{"trim", scenario_trim},
+	{"hugepage", scenario_hugepage},
 	{"first_small", scenario_first_small},
 	{"amortized", scenario_amortized},
 	{"large", scenario_large},
@@ -337,8 +392,8 @@ END_TEST
 
 /* Runs a scenario under strace; false (and a note) when strace cannot run
  * here. */
-static bool traced(const char *name, const char *options, char **trace,
-		   struct tst_child *c)
+static bool traced_calls(const char *name, const char *options,
+			 const char *calls, char **trace, struct tst_child *c)
 {
 	if (!tst_strace_available()) {
 		fprintf(stderr, "strace is not usable here: %s not checked "
@@ -346,11 +401,16 @@ static bool traced(const char *name, const char *options, char **trace,
 			name);
 		return false;
 	}
-	int rc = tst_strace_scenario(name, options, "brk,mmap,munmap,mremap",
-				     120, trace, c);
+	int rc = tst_strace_scenario(name, options, calls, 120, trace, c);
 	ck_assert_msg(rc == 0, "strace could not run: %s", c->err);
 	TST_ASSERT_CHILD_OK(c);
 	return true;
+}
+
+static bool traced(const char *name, const char *options, char **trace,
+		   struct tst_child *c)
+{
+	return traced_calls(name, options, "brk,mmap,munmap,mremap", trace, c);
 }
 
 static long count(const char *trace, const char *from, const char *to,
@@ -482,6 +542,45 @@ START_TEST(test_strace_every_memory_syscall_goes_through_os_c)
 }
 END_TEST
 
+START_TEST(test_strace_trim_threshold_grows_when_trimmed_pages_return)
+{
+	char *trace;
+	struct tst_child c;
+	if (!traced_calls("trim", NULL, "brk,mmap,munmap,madvise", &trace, &c))
+		return;
+	long first = count(trace, "first", "first-end", "madvise");
+	long last = count(trace, "last", "last-end", "madvise");
+	ck_assert_msg(first >= 1,
+		      "emptying a 4 MB top gave no pages back:\n%.3000s", trace);
+	ck_assert_msg(last == 0,
+		      "%ld madvise calls in the last round: the threshold did "
+		      "not grow",
+		      last);
+	ck_assert_int_eq(count(trace, "first", "last-end", "mmap"), 0);
+	ck_assert_int_eq(count(trace, "first", "last-end", "munmap"), 0);
+	free(trace);
+	tst_child_release(&c);
+}
+END_TEST
+
+START_TEST(test_strace_mappings_of_2mib_and_more_ask_for_huge_pages)
+{
+	char *trace;
+	struct tst_child c;
+	if (!traced_calls("hugepage", NULL, "mmap,madvise", &trace, &c))
+		return;
+	ck_assert_int_eq(count(trace, "big", "big-end", "mmap"), 1);
+	ck_assert_int_eq(count(trace, "big", "big-end", "madvise"), 1);
+	const char *at = strstr(trace, "madvise(");
+	ck_assert_msg(at && strstr(at, "MADV_HUGEPAGE"),
+		      "no MADV_HUGEPAGE in:\n%.3000s", trace);
+	ck_assert_int_eq(count(trace, "mid", "mid-end", "mmap"), 1);
+	ck_assert_int_eq(count(trace, "mid", "mid-end", "madvise"), 0);
+	free(trace);
+	tst_child_release(&c);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("syscalls");
@@ -503,6 +602,9 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_strace_large_block_is_one_mmap_and_one_munmap);
 	tcase_add_test(tc, test_strace_one_byte_under_the_threshold_does_not_mmap);
 	tcase_add_test(tc, test_strace_every_memory_syscall_goes_through_os_c);
+	tcase_add_test(tc,
+		       test_strace_trim_threshold_grows_when_trimmed_pages_return);
+	tcase_add_test(tc, test_strace_mappings_of_2mib_and_more_ask_for_huge_pages);
 	suite_add_tcase(s, tc);
 	return s;
 }
