@@ -29,6 +29,16 @@ static struct osa_tcache no_cache;
 
 enum { BATCH_BYTES = 8192, LIMIT_BYTES = 32768, LIMIT_MIN = 16, LIMIT_MAX = 256 };
 
+/* Caches of threads that exited, kept for the next new thread to adopt: a
+ * server's next connection thread starts warm, and the blocks do not go
+ * back and forth through the heap lock.  At most PARK_MAX caches holding
+ * PARK_BYTES together (list_lock); beyond that an exiting thread's cache
+ * drains to the heap.  Parked caches stay on the `all` list. */
+enum { PARK_MAX = 8, PARK_BYTES = 2 << 20 };
+static struct osa_tcache *parked[PARK_MAX];
+static unsigned nparked;
+static size_t parked_bytes;
+
 static void cache_destroy(void *arg);
 
 void osa_tcache_init(void)
@@ -42,14 +52,76 @@ static unsigned class_limit(size_t cls)
 	return (unsigned)(n < LIMIT_MIN ? LIMIT_MIN : n > LIMIT_MAX ? LIMIT_MAX : n);
 }
 
-/* Gives the calling thread a cache (NULL: none now).  Takes the heap lock
- * itself, and calls pthread_setspecific outside it: that may allocate. */
+static void list_add(struct osa_tcache *tc)
+{
+	tc->prev = NULL;
+	tc->next = all;
+	if (all)
+		all->prev = tc;
+	all = tc;
+}
+
+static size_t cache_bytes(const struct osa_tcache *tc)
+{
+	size_t n = 0;
+	for (size_t c = 2; c < OSA_CACHE_CLASSES; c++)
+		n += c * 16u * __atomic_load_n(&tc->count[c], __ATOMIC_RELAXED);
+	return n;
+}
+
+/* Parks tc (list_lock held); false when the pool is full. */
+static bool park(struct osa_tcache *tc)
+{
+	size_t bytes = cache_bytes(tc);
+	if (nparked == PARK_MAX || bytes > PARK_BYTES - parked_bytes)
+		return false;
+	parked[nparked++] = tc;
+	parked_bytes += bytes;
+	return true;
+}
+
+/* The most recently parked cache, or NULL (list_lock held). */
+static struct osa_tcache *unpark(void)
+{
+	if (!nparked)
+		return NULL;
+	struct osa_tcache *tc = parked[--nparked];
+	parked_bytes -= cache_bytes(tc);
+	return tc;
+}
+
+/* Registers tc as the calling thread's (its destructor runs at exit). */
+static bool adopt(struct osa_tcache *tc)
+{
+	osa_tcache_self = &no_cache; /* while registering: may allocate */
+	if (pthread_setspecific(exit_key, tc) != 0)
+		return false;
+	osa_tcache_self = tc;
+	return true;
+}
+
+/* Gives the calling thread a cache (NULL: none now): a parked one, or a
+ * new one.  Takes the heap lock itself, and calls pthread_setspecific
+ * outside it: that may allocate. */
 struct osa_tcache *osa_tcache_create(void)
 {
 	bool off = osa_opt.cache == 0 || (osa_opt.cache < 0 && osa_on_valgrind);
 	if (off || osa_opt.zero || osa_opt.junk || osa_opt.check >= 2 ||
 	    !exit_key_ok) {
 		osa_tcache_self = &no_cache;
+		return NULL;
+	}
+	pthread_mutex_lock(&list_lock);
+	struct osa_tcache *old = unpark();
+	pthread_mutex_unlock(&list_lock);
+	if (old) {
+		if (adopt(old))
+			return old;
+		pthread_mutex_lock(&list_lock);
+		bool back = park(old); /* its slot is still free */
+		pthread_mutex_unlock(&list_lock);
+		assert(back && "the pool had room for what it gave");
+		(void)back;
 		return NULL;
 	}
 	size_t dirty;
@@ -63,20 +135,15 @@ struct osa_tcache *osa_tcache_create(void)
 	memset(tc, 0, sizeof *tc);
 	for (size_t c = 2; c < OSA_CACHE_CLASSES; c++)
 		tc->limit[c] = (uint16_t)class_limit(c);
-	osa_tcache_self = &no_cache; /* while registering */
-	if (pthread_setspecific(exit_key, tc) != 0) {
+	if (!adopt(tc)) {
 		osa_heap_lock_acquire();
 		osa_heap_free(b);
 		osa_heap_lock_release();
 		return NULL;
 	}
 	pthread_mutex_lock(&list_lock);
-	tc->next = all;
-	if (all)
-		all->prev = tc;
-	all = tc;
+	list_add(tc);
 	pthread_mutex_unlock(&list_lock);
-	osa_tcache_self = tc;
 	return tc;
 }
 
@@ -169,10 +236,11 @@ static void drain_all(struct osa_tcache *tc)
 	osa_heap_lock_release();
 }
 
-/* Thread exit: the cache empties itself and is freed. */
-static void cache_destroy(void *arg)
+/* Thread exit: the cache is parked for the next thread, or empties itself
+ * and is freed. */
+/* Empties tc into the heap and frees it; no thread owns it. */
+static void retire(struct osa_tcache *tc)
 {
-	struct osa_tcache *tc = arg;
 	drain_all(tc);
 	pthread_mutex_lock(&list_lock);
 	if (tc->prev)
@@ -184,26 +252,43 @@ static void cache_destroy(void *arg)
 	dead_nalloc += tc->nalloc;
 	dead_nfree += tc->nfree;
 	pthread_mutex_unlock(&list_lock);
-	osa_tcache_self = &no_cache;
 	osa_heap_lock_acquire();
 	osa_heap_free(osa_block_from_ptr(tc));
 	osa_heap_lock_release();
 }
 
-/* Flushes the calling thread's cache completely (tests, statistics). */
+static void cache_destroy(void *arg)
+{
+	struct osa_tcache *tc = arg;
+	osa_tcache_self = &no_cache; /* later destructors: no cache */
+	pthread_mutex_lock(&list_lock);
+	bool kept = park(tc);
+	pthread_mutex_unlock(&list_lock);
+	if (!kept)
+		retire(tc);
+}
+
+/* Flushes the calling thread's cache completely and retires the parked
+ * ones (tests, statistics). */
 void osa_tcache_flush_self(void)
 {
 	struct osa_tcache *tc = osa_tcache_self;
-	if (!tc || tc == &no_cache)
-		return;
-	drain_all(tc);
+	if (tc && tc != &no_cache)
+		drain_all(tc);
+	/* Out of the pool first: list_lock is never held while the heap lock
+	 * is taken (fork_prepare takes them the other way round). */
+	for (;;) {
+		pthread_mutex_lock(&list_lock);
+		struct osa_tcache *old = unpark();
+		pthread_mutex_unlock(&list_lock);
+		if (!old)
+			break;
+		retire(old);
+	}
 }
 
-int osa_tcache_check_self(void)
+static int check_one(const struct osa_tcache *tc)
 {
-	struct osa_tcache *tc = osa_tcache_self;
-	if (!tc || tc == &no_cache)
-		return 0;
 	for (size_t c = 2; c < OSA_CACHE_CLASSES; c++) {
 		unsigned n = 0;
 		for (osa_block *b = tc->head[c]; b; n++) {
@@ -225,6 +310,21 @@ int osa_tcache_check_self(void)
 	return 0;
 }
 
+/* The caller's cache and the parked ones (no thread owns those); heap lock
+ * held, which orders before list_lock. */
+int osa_tcache_check_self(void)
+{
+	struct osa_tcache *tc = osa_tcache_self;
+	if (tc && tc != &no_cache && check_one(tc) != 0)
+		return -1;
+	int rc = 0;
+	pthread_mutex_lock(&list_lock);
+	for (unsigned i = 0; i < nparked && rc == 0; i++)
+		rc = check_one(parked[i]);
+	pthread_mutex_unlock(&list_lock);
+	return rc;
+}
+
 void osa_tcache_stats(struct os_mallinfo *info)
 {
 	unsigned long long na = dead_nalloc, nf = dead_nfree;
@@ -239,6 +339,9 @@ void osa_tcache_stats(struct os_mallinfo *info)
 			cached += c * 16u *
 				  __atomic_load_n(&tc->count[c], __ATOMIC_RELAXED);
 	}
+	/* A parked cache's own block is held for the next thread too. */
+	for (unsigned i = 0; i < nparked; i++)
+		cached += osa_block_size(osa_block_from_ptr(parked[i]));
 	pthread_mutex_unlock(&list_lock);
 	info->cached_bytes = cached;
 	info->alloc_calls += na;
@@ -260,10 +363,9 @@ void osa_tcache_unlock_all(bool child)
 	}
 	pthread_mutex_init(&list_lock, NULL);
 	struct osa_tcache *self = osa_tcache_self;
-	if (self && self != &no_cache) {
-		self->next = self->prev = NULL;
-		all = self;
-	} else {
-		all = NULL;
-	}
+	all = NULL;
+	if (self && self != &no_cache)
+		list_add(self);
+	for (unsigned i = 0; i < nparked; i++) /* no thread owns them */
+		list_add(parked[i]);
 }

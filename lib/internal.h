@@ -273,9 +273,9 @@ extern __thread struct osa_tcache *osa_tcache_self
     __attribute__((tls_model("initial-exec")));
 void osa_tcache_init(void);
 struct osa_tcache *osa_tcache_create(void); /* NULL: no cache here */
-void osa_tcache_flush_self(void); /* empties the caller's cache */
+void osa_tcache_flush_self(void); /* empties the caller's, retires parked */
 bool osa_tcache_count(bool alloc); /* false: the caller has no cache */
-int osa_tcache_check_self(void);  /* -1 after reporting */
+int osa_tcache_check_self(void);  /* the caller's and parked; -1: reported */
 void *osa_tcache_refill(struct osa_tcache *tc, size_t cls);
 void osa_tcache_flush(struct osa_tcache *tc, size_t cls);
 void osa_tcache_stats(struct os_mallinfo *info);

@@ -365,8 +365,10 @@ void osa_free_api(void *ptr, enum osa_api api)
 	enum kind kind = resolve(ptr, &b);
 	struct osa_tcache *tc = osa_tcache_self;
 	size_t size = osa_block_size(b);
+	/* A block after a free one goes back to the heap and merges: cached,
+	 * its PREV_* flags would send every later free of it here again. */
 	if (kind == HEAP && tc && size <= OSA_CACHE_MAX_BLOCK &&
-	    tc->limit[size >> 4]) {
+	    tc->limit[size >> 4] && !(osa_load(&b->word) & OSA_PREV_MASK)) {
 		/* Keep this block; when the cache is full, make room. */
 		osa_heap_lock_release();
 		if (tc->count[size >> 4] >= tc->limit[size >> 4])

@@ -327,17 +327,67 @@ static void *fill_cache_and_exit(void *arg)
 	return NULL;
 }
 
-START_TEST(test_thread_exit_gives_cached_blocks_back)
+/* What exited threads may keep for new ones: 2 MiB of blocks in at most 8
+ * caches, and the caches' own blocks (lib/cache.c). */
+#define PARKED_MAX_BYTES ((size_t)(2u << 20) + 8 * 1024)
+
+static void *free_one_and_exit(void *arg)
+{
+	void **out = arg;
+	*out = os_malloc(100);
+	os_free(*out);
+	return NULL;
+}
+
+static void *take_one(void *arg)
+{
+	void **out = arg;
+	*out = os_malloc(100);
+	return NULL;
+}
+
+START_TEST(test_an_exited_threads_cache_serves_the_next_thread)
 {
 	TST_SKIP_UNDER_VALGRIND("no thread caches under valgrind");
-	struct worker w[4];
+	osa_tcache_flush_self(); /* no cache kept from earlier tests */
+	void *freed = NULL, *got = NULL;
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, free_one_and_exit, &freed), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	struct os_mallinfo m;
+	os_mallinfo(&m);
+	ck_assert_uint_gt(m.cached_bytes, 0);
+	ck_assert_uint_eq(m.in_use_bytes, 0);
+	ck_assert_int_eq(os_heap_check(), 0); /* checks the kept cache too */
+	/* The next thread adopts that cache: its first block of the same
+	 * size is the one the first thread freed. */
+	ck_assert_int_eq(pthread_create(&t, NULL, take_one, &got), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert_ptr_nonnull(got);
+	ck_assert_ptr_eq(got, freed);
+	os_free(got);
+	assert_all_returned();
+}
+END_TEST
+
+START_TEST(test_thread_exit_keeps_a_bounded_cache_and_gives_the_rest_back)
+{
+	TST_SKIP_UNDER_VALGRIND("no thread caches under valgrind");
+	struct worker w[MAX_THREADS];
 	run_workers(w, 4, fill_cache_and_exit, NULL);
 	struct os_mallinfo m;
 	os_mallinfo(&m); /* this thread never allocated: no cache of its own */
-	ck_assert_uint_eq(m.cached_bytes, 0);
+	ck_assert_uint_gt(m.cached_bytes, 0);
+	ck_assert_uint_le(m.cached_bytes, PARKED_MAX_BYTES);
 	ck_assert_uint_eq(m.in_use_bytes, 0);
 	ck_assert_uint_eq(m.alloc_calls, m.free_calls);
-	ck_assert_uint_eq(m.alloc_calls, 4 * 5 * 2000);
+	ck_assert_uint_ge(m.alloc_calls, 4 * 5 * 2000);
+	ck_assert_int_eq(os_heap_check(), 0);
+	/* More threads exit with full caches at once than can be kept. */
+	run_workers(w, MAX_THREADS, fill_cache_and_exit, NULL);
+	os_mallinfo(&m);
+	ck_assert_uint_le(m.cached_bytes, PARKED_MAX_BYTES);
+	ck_assert_uint_eq(m.in_use_bytes, 0);
 	ck_assert_int_eq(os_heap_check(), 0);
 	/* The freed space is reused: after the same work three times more,
 	 * the heap stays within twice the peak of memory in use (how many
@@ -346,9 +396,10 @@ START_TEST(test_thread_exit_gives_cached_blocks_back)
 	for (int i = 0; i < 3; i++)
 		run_workers(w, 4, fill_cache_and_exit, NULL);
 	os_mallinfo(&m);
-	ck_assert_uint_lt(m.heap_bytes, 2 * m.peak_in_use_bytes + (1u << 20));
+	ck_assert_uint_lt(m.heap_bytes, 2 * m.peak_in_use_bytes + (1u << 20) +
+					    PARKED_MAX_BYTES);
 	ck_assert_uint_eq(m.in_use_bytes, 0);
-	ck_assert_uint_eq(m.cached_bytes, 0);
+	assert_all_returned();
 }
 END_TEST
 
@@ -419,7 +470,9 @@ static Suite *make_suite(void)
 	add(s, "stress", test_threads_allocate_and_free_concurrently_keeping_contents);
 	add(s, "cross_thread", test_blocks_freed_by_another_thread_keep_contents);
 	add(s, "first_use", test_first_use_from_eight_threads_at_once);
-	add(s, "thread_exit", test_thread_exit_gives_cached_blocks_back);
+	add(s, "thread_exit", test_an_exited_threads_cache_serves_the_next_thread);
+	add(s, "thread_exit_bound",
+	    test_thread_exit_keeps_a_bounded_cache_and_gives_the_rest_back);
 	add(s, "grow", test_threads_grow_blocks_across_the_mmap_threshold);
 	return s;
 }
