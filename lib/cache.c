@@ -6,7 +6,9 @@
  * a keyed check of the block address and the link: the check proves the link
  * unmodified before it is followed.  A cached block's header check carries the
  * `cached` key, so a second free is recognised from the header alone.  Refill
- * and flush move batches under one lock acquisition.  The fast paths live in malloc.c; this file has the slow ones.
+ * and flush move batches under one lock acquisition.  When a thread exits,
+ * its cache is parked, blocks and all, for the next thread to adopt (within
+ * a bound).  The fast paths live in fastpath.h; this file has the slow ones.
  */
 #include "internal.h"
 
@@ -236,8 +238,6 @@ static void drain_all(struct osa_tcache *tc)
 	osa_heap_lock_release();
 }
 
-/* Thread exit: the cache is parked for the next thread, or empties itself
- * and is freed. */
 /* Empties tc into the heap and frees it; no thread owns it. */
 static void retire(struct osa_tcache *tc)
 {
@@ -257,6 +257,8 @@ static void retire(struct osa_tcache *tc)
 	osa_heap_lock_release();
 }
 
+/* Thread exit: the cache is parked for the next thread, or empties itself
+ * and is freed. */
 static void cache_destroy(void *arg)
 {
 	struct osa_tcache *tc = arg;

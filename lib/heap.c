@@ -131,9 +131,13 @@ static void start_set(osa_block *b)
 {
 	osa_pagemap_set((uintptr_t)osa_block_to_ptr(b));
 }
+/* b stops being a block start.  Its check word is cleared too, so that no
+ * stale header stays valid: check_link and prev_flags_hold trust a valid
+ * keyed header inside a segment without asking the pagemap. */
 static void start_clear(osa_block *b)
 {
 	osa_pagemap_clear((uintptr_t)osa_block_to_ptr(b));
+	osa_store(&b->check, 0);
 }
 
 /* Verifies a neighbour's header before it is trusted or rewritten. */
@@ -190,14 +194,19 @@ static void link_put(osa_block *b, int which, osa_block *v)
 	*f = (uintptr_t)v ^ link_code(f);
 }
 
-/* A decoded link must lead to a free block start before it is followed. */
+static bool heap_holds(uintptr_t a);
+
+/* A decoded link must lead to a free block before it is followed: inside a
+ * heap segment (so its header can be read), with a valid keyed header in
+ * state FREE.  No stale header stays valid (start_clear), so this proves a
+ * block start without the pagemap, whose leaves are one more cache miss. */
 static void check_link(osa_block *from, osa_block *to)
 {
 	if (!to)
 		return;
 	uintptr_t a = (uintptr_t)to;
-	if ((a & 15) || !osa_pagemap_is_start(a + OSA_HDR) ||
-	    !osa_header_ok(to) || osa_block_state(to) != OSA_FREE)
+	if ((a & 15) || !heap_holds(a) || !osa_header_ok(to) ||
+	    osa_block_state(to) != OSA_FREE)
 		heap_corrupt(OSA_E_FREE_LIST, osa_block_to_ptr(from));
 }
 
@@ -354,6 +363,24 @@ static osa_block *seg_first(const struct osa_segment *s)
 static osa_block *seg_fence(const struct osa_segment *s)
 {
 	return block_at(s->end - OSA_HDR);
+}
+
+static bool in_segment(const struct osa_segment *s, uintptr_t a)
+{
+	uintptr_t lo = (uintptr_t)seg_first(s);
+	return a - lo < (uintptr_t)seg_fence(s) - lo;
+}
+
+/* Does a block header at a lie in a segment, before its fence (readable)?
+ * The current segment first: almost always the only one. */
+static bool heap_holds(uintptr_t a)
+{
+	if (OSA_LIKELY(H.cur && in_segment(H.cur, a)))
+		return true;
+	for (const struct osa_segment *s = H.segs; s; s = s->next)
+		if (in_segment(s, a))
+			return true;
+	return false;
 }
 
 /* The current segment's TOP becomes an ordinary free block. */
@@ -616,8 +643,7 @@ static bool prev_flags_hold(const osa_block *b)
 	size_t psize = prev_size_claimed(b);
 	const osa_block *prev = block_at((uintptr_t)b - psize);
 	return psize >= OSA_MIN_BLOCK && psize % 16 == 0 &&
-	       psize <= (uintptr_t)b &&
-	       osa_pagemap_is_start((uintptr_t)osa_block_to_ptr(prev)) &&
+	       psize <= (uintptr_t)b && heap_holds((uintptr_t)prev) &&
 	       osa_header_ok(prev) && osa_block_state(prev) == OSA_FREE &&
 	       osa_block_size(prev) == psize;
 }

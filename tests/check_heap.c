@@ -215,6 +215,10 @@ static void coalesce(const char *order)
 		      order, (void *)p, (void *)x[0]);
 	ck_assert_ptr_eq(tst_next_block(p), g);
 	ck_assert(tst_verify(g, GUARD, 5, NULL));
+	/* The headers merged away (now inside p) are no longer valid: a
+	 * stale header must not pass for a block (lib/heap.c start_clear). */
+	ck_assert(!osa_header_ok(osa_block_from_ptr(x[1])));
+	ck_assert(!osa_header_ok(osa_block_from_ptr(x[2])));
 	ck_assert_int_eq(os_heap_check(), 0);
 }
 
