@@ -57,6 +57,7 @@ OSA_INLINE bool osa_cache_free(void *ptr)
 		return false;
 	osa_block *b = osa_block_from_ptr(ptr);
 	uintptr_t w = osa_load(&b->word);
+	uintptr_t check = osa_load(&b->check);
 	size_t size = w & ~OSA_FLAG_MASK;
 	size_t cls = size >> 4;
 	/* A cached block's check differs (double free), and PREV_* flags
@@ -64,11 +65,14 @@ OSA_INLINE bool osa_cache_free(void *ptr)
 	 * take the slow path. */
 	if (OSA_LIKELY(size <= OSA_CACHE_MAX_BLOCK && tc &&
 		       tc->count[cls] < tc->limit[cls] &&
-		       osa_load(&b->check) == osa_header_check(b, w) &&
+		       check == osa_header_check(b, w) &&
 		       (w & (OSA_STATE_MASK | OSA_PREV_MASK)) == OSA_USED &&
 		       osa_header_next_of_used(
 			   (osa_block *)(p - OSA_HDR + size)))) {
-		osa_tcache_push(tc, cls, b);
+		/* Mark it cached: only the owner writes b's check. */
+		__atomic_store_n(&b->check, check ^ osa_keys.cached,
+				 __ATOMIC_RELAXED);
+		osa_tcache_push_marked(tc, cls, b);
 		osa_tcache_count_free(tc);
 		return true;
 	}

@@ -301,15 +301,22 @@ OSA_INLINE void osa_header_toggle_cached(osa_block *b)
 }
 
 /* Pushes b (a verified USED block of class cls, not cached) on the cache. */
+/* Links b, already marked cached, into class cls. */
+OSA_INLINE void osa_tcache_push_marked(struct osa_tcache *tc, size_t cls,
+				       osa_block *b)
+{
+	uintptr_t *w = (uintptr_t *)(b + 1);
+	uintptr_t enc = (uintptr_t)tc->head[cls] ^ osa_keys.link;
+	w[0] = enc;
+	w[1] = osa_link_check(b, enc);
+	tc->head[cls] = b;
+	__atomic_store_n(&tc->count[cls], tc->count[cls] + 1, __ATOMIC_RELAXED);
+}
 OSA_INLINE void osa_tcache_push(struct osa_tcache *tc, size_t cls,
 				osa_block *b)
 {
-	uintptr_t *w = (uintptr_t *)(b + 1);
 	osa_header_toggle_cached(b);
-	w[0] = (uintptr_t)tc->head[cls] ^ osa_keys.link;
-	w[1] = osa_link_check(b, w[0]);
-	tc->head[cls] = b;
-	__atomic_store_n(&tc->count[cls], tc->count[cls] + 1, __ATOMIC_RELAXED);
+	osa_tcache_push_marked(tc, cls, b);
 }
 
 OSA_INLINE void osa_tcache_count_free(struct osa_tcache *tc)
@@ -394,8 +401,11 @@ OSA_INLINE bool osa_header_valid(const osa_block *b)
 /* The block after a used block: intact, and no PREV_* flags. */
 OSA_INLINE bool osa_header_next_of_used(const osa_block *next)
 {
-	return !(osa_load(&next->word) & OSA_PREV_MASK) &&
-	       osa_header_valid(next);
+	uintptr_t w = osa_load(&next->word); /* read once */
+	if (w & OSA_PREV_MASK)
+		return false;
+	uintptr_t x = osa_load(&next->check) ^ osa_header_check(next, w);
+	return x == 0 || x == osa_keys.cached;
 }
 OSA_INLINE void osa_header_set(osa_block *b, uintptr_t word)
 {
