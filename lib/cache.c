@@ -30,7 +30,6 @@ static bool exit_key_ok;
 static struct osa_tcache no_cache;
 
 enum { BATCH_BYTES = 8192, LIMIT_BYTES = 32768, LIMIT_MIN = 16, LIMIT_MAX = 256 };
-enum { CACHE_LINE = 64 };
 
 /* Caches of threads that exited, kept for the next new thread to adopt: a
  * server's next connection thread starts warm, and the blocks do not go
@@ -127,14 +126,10 @@ struct osa_tcache *osa_tcache_create(void)
 		(void)back;
 		return NULL;
 	}
-	/* Whole cache lines of its own: another thread's cache or blocks
-	 * next to it would share a line with counters written on every
-	 * call (false sharing). */
+	size_t dirty;
 	osa_heap_lock_acquire();
-	osa_block *b = osa_heap_alloc_aligned(
-	    osa_request_to_block(osa_align_up(sizeof(struct osa_tcache),
-					      CACHE_LINE)),
-	    CACHE_LINE);
+	osa_block *b = osa_heap_alloc(
+	    osa_request_to_block(sizeof(struct osa_tcache)), &dirty);
 	osa_heap_lock_release();
 	if (!b)
 		return NULL; /* try again next time */
