@@ -263,11 +263,16 @@ void osa_large_unlock_all(bool child);
 
 /* ---- cache.c: per-thread caches of small blocks ---- */
 struct osa_tcache {
+	/* A cache line's worth of padding at either end: the counters are
+	 * written on every call, and no other thread's block or cache may
+	 * share a line with them (the struct is a heap block). */
+	char pad_front[64];
 	osa_block *head[OSA_CACHE_CLASSES];
 	uint16_t count[OSA_CACHE_CLASSES];
 	uint16_t limit[OSA_CACHE_CLASSES];
-	uint64_t nalloc, nfree; /* calls served by this thread */
-	struct osa_tcache *next, *prev; /* all live caches */
+	uint64_t nalloc, nfree; /* calls served by the threads owning it */
+	struct osa_tcache *next, *prev; /* all live and parked caches */
+	char pad_back[64];
 };
 extern __thread struct osa_tcache *osa_tcache_self
     __attribute__((tls_model("initial-exec")));
