@@ -217,8 +217,9 @@ static void coalesce(const char *order)
 	ck_assert(tst_verify(g, GUARD, 5, NULL));
 	/* The headers merged away (now inside p) are no longer valid: a
 	 * stale header must not pass for a block (lib/heap.c start_clear). */
-	for (int i = 1; i <= 2; i++) {
-		/* The address only: hidden from gcc's bounds analysis. */
+	for (int i = 1; i <= 2 && !tst_under_valgrind(); i++) {
+		/* The address only: hidden from gcc's bounds analysis.  (Not
+		 * under memcheck: those bytes are p's, not yet written.) */
 		uintptr_t a = tst_opaque((uintptr_t)x[i]);
 		ck_assert(!osa_header_ok(osa_block_from_ptr((void *)a)));
 	}
