@@ -33,11 +33,18 @@ OSALLOC_API void os_mallinfo(struct os_mallinfo *info)
 {
 	memset(info, 0, sizeof *info);
 	osa_ensure_init();
+	/* The caches are read under the heap lock too: refills and drains
+	 * (which move blocks between the heap and a cache) cannot fall
+	 * between the two reads, so the cached bytes are part of the heap's
+	 * used bytes and in_use cannot wrap below zero (which the peak would
+	 * keep for ever).  Heap lock before list_lock, as at fork. */
 	osa_heap_lock_acquire();
 	osa_heap_stats(info);
+	osa_tcache_stats(info);
 	osa_heap_lock_release();
 	osa_large_stats(info);
-	osa_tcache_stats(info);
+	assert(info->cached_bytes <= info->in_use_bytes &&
+	       "cached blocks are counted as used by the heap");
 	info->in_use_bytes -= info->cached_bytes;
 	info->alloc_calls += __atomic_load_n(&slow_allocs, __ATOMIC_RELAXED);
 	info->free_calls += __atomic_load_n(&slow_frees, __ATOMIC_RELAXED);
