@@ -69,9 +69,7 @@ OSA_INLINE bool osa_cache_free(void *ptr)
 		       (w & (OSA_STATE_MASK | OSA_PREV_MASK)) == OSA_USED &&
 		       osa_header_next_of_used(
 			   (osa_block *)(p - OSA_HDR + size)))) {
-		/* Mark it cached: only the owner writes b's check. */
-		__atomic_store_n(&b->check, check ^ osa_keys.cached,
-				 __ATOMIC_RELAXED);
+		osa_header_flip_cached(b, check); /* check is read already */
 		osa_tcache_push_marked(tc, cls, b);
 		osa_tcache_count_free(tc);
 		return true;

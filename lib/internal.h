@@ -33,11 +33,10 @@ enum {
 	OSA_DEFAULT_PREALLOC = 128 * 1024,  /* first brk growth (seed design) */
 	OSA_DEFAULT_MMAP_THRESHOLD = 128 * 1024, /* own mapping from here on */
 	OSA_GROW_MIN = 128 * 1024,   /* later growth is amortised this much */
-	OSA_TRIM_THRESHOLD = 256 * 1024, /* trim brk top above this ... */
-	OSA_TRIM_KEEP = 128 * 1024,  /* ... down to this much; both double
-					whenever trimmed pages are needed
-					again, up to OSA_TRIM_THRESHOLD_MAX */
-	OSA_TRIM_THRESHOLD_MAX = 32 * 1024 * 1024,
+	OSA_TRIM_THRESHOLD = 256 * 1024, /* trim brk top above this, down to
+					    half; doubles whenever trimmed
+					    pages are needed again ... */
+	OSA_TRIM_THRESHOLD_MAX = 32 * 1024 * 1024, /* ... up to this */
 	OSA_HUGE_PAGE = 2 * 1024 * 1024, /* mappings this large ask for THP */
 	OSA_CACHE_MAX_BLOCK = 1024,  /* largest block a thread cache holds */
 	OSA_CACHE_CLASSES = OSA_CACHE_MAX_BLOCK / 16 + 1, /* index = size/16 */
@@ -297,15 +296,17 @@ OSA_INLINE uintptr_t osa_link_check(const osa_block *b, uintptr_t enc)
 	return osa_mix(enc ^ ((uintptr_t)b << 1) ^ osa_keys.link);
 }
 
-/* Marks b cached (push) or back in use (pop): only b's owner writes its
- * check, so a plain relaxed store suffices. */
+/* Marks b cached (push) or back in use (pop), given its current check:
+ * only b's owner writes its check, so a plain relaxed store suffices. */
+OSA_INLINE void osa_header_flip_cached(osa_block *b, uintptr_t check)
+{
+	__atomic_store_n(&b->check, check ^ osa_keys.cached, __ATOMIC_RELAXED);
+}
 OSA_INLINE void osa_header_toggle_cached(osa_block *b)
 {
-	uintptr_t c = __atomic_load_n(&b->check, __ATOMIC_RELAXED);
-	__atomic_store_n(&b->check, c ^ osa_keys.cached, __ATOMIC_RELAXED);
+	osa_header_flip_cached(b, __atomic_load_n(&b->check, __ATOMIC_RELAXED));
 }
 
-/* Pushes b (a verified USED block of class cls, not cached) on the cache. */
 /* Links b, already marked cached, into class cls. */
 OSA_INLINE void osa_tcache_push_marked(struct osa_tcache *tc, size_t cls,
 				       osa_block *b)
@@ -317,6 +318,7 @@ OSA_INLINE void osa_tcache_push_marked(struct osa_tcache *tc, size_t cls,
 	tc->head[cls] = b;
 	__atomic_store_n(&tc->count[cls], tc->count[cls] + 1, __ATOMIC_RELAXED);
 }
+/* Pushes b (a verified USED block of class cls, not cached) on the cache. */
 OSA_INLINE void osa_tcache_push(struct osa_tcache *tc, size_t cls,
 				osa_block *b)
 {
@@ -396,21 +398,22 @@ OSA_INLINE bool osa_header_cached(const osa_block *b)
 	return (osa_load(&b->check) ^ osa_keys.cached) ==
 	       osa_header_check(b, osa_load(&b->word));
 }
+/* b's header, whose size word is w, is intact, cached or not. */
+OSA_INLINE bool osa_header_valid_word(const osa_block *b, uintptr_t w)
+{
+	uintptr_t x = osa_load(&b->check) ^ osa_header_check(b, w);
+	return x == 0 || x == osa_keys.cached;
+}
 /* b's header is intact, cached or not (a neighbour, a block in a walk). */
 OSA_INLINE bool osa_header_valid(const osa_block *b)
 {
-	uintptr_t x = osa_load(&b->check) ^
-		      osa_header_check(b, osa_load(&b->word));
-	return x == 0 || x == osa_keys.cached;
+	return osa_header_valid_word(b, osa_load(&b->word));
 }
 /* The block after a used block: intact, and no PREV_* flags. */
 OSA_INLINE bool osa_header_next_of_used(const osa_block *next)
 {
 	uintptr_t w = osa_load(&next->word); /* read once */
-	if (w & OSA_PREV_MASK)
-		return false;
-	uintptr_t x = osa_load(&next->check) ^ osa_header_check(next, w);
-	return x == 0 || x == osa_keys.cached;
+	return !(w & OSA_PREV_MASK) && osa_header_valid_word(next, w);
 }
 OSA_INLINE void osa_header_set(osa_block *b, uintptr_t word)
 {
