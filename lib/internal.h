@@ -190,6 +190,7 @@ int osa_sys_getrandom(void *buf, size_t len);
 void osa_sys_write_stderr(const char *buf, size_t len);
 int osa_sys_madvise_free(void *addr, size_t len);
 void osa_sys_madvise_hugepage(void *addr, size_t len); /* hint only */
+void osa_sys_madvise_populate(void *addr, size_t len);  /* hint only */
 
 /* Fault injection (tests only): the nth call (1-based) from now to any of
  * the calls in mask fails with ENOMEM; 0 disarms.  Counts calls that would
@@ -249,6 +250,9 @@ void osa_heap_after_fork_child(void);
 /* ---- large.c: blocks with their own mapping ---- */
 void *osa_large_alloc(size_t size, size_t align);
 /* Looks ptr up: its header when it is a live large block, else NULL. */
+/* Faults in the pages of [ptr, ptr + len), a range of one large block,
+ * with one system call: for pages about to be written anyway. */
+void osa_large_prefault(void *ptr, size_t len);
 osa_block *osa_large_find(const void *ptr);
 void osa_large_free(osa_block *b);
 void *osa_large_realloc(osa_block *b, size_t size); /* NULL: ENOMEM */

@@ -148,6 +148,14 @@ void *osa_large_alloc(size_t size, size_t align)
 	return (void *)ptr;
 }
 
+void osa_large_prefault(void *ptr, size_t len)
+{
+	uintptr_t from = (uintptr_t)ptr & ~(uintptr_t)(OSA_PAGE - 1);
+	uintptr_t to = osa_align_up((uintptr_t)ptr + len, OSA_PAGE);
+	if (len > 0 && !osa_on_valgrind)
+		osa_sys_madvise_populate((void *)from, to - from);
+}
+
 osa_block *osa_large_find(const void *ptr)
 {
 	pthread_mutex_lock(&large_lock);
@@ -230,6 +238,12 @@ void *osa_large_realloc(osa_block *b, size_t size)
 	}
 	if (length >= OSA_HUGE_PAGE && e.length < OSA_HUGE_PAGE)
 		osa_sys_madvise_hugepage(m, length);
+	else if (length > e.length && length < OSA_HUGE_PAGE)
+		/* The caller grows the block to fill it: fault the new pages
+		 * it asked for in one call (not the slack beyond them). */
+		osa_large_prefault((char *)m + e.length,
+				   osa_align_up(offset + size, OSA_PAGE) -
+					   e.length);
 	struct entry n = {(uintptr_t)m + offset, (uintptr_t)m, length};
 	place_header(n.ptr, length);
 	return_entry(&n);

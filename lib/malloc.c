@@ -317,6 +317,11 @@ void *osa_calloc_api(size_t total, enum osa_api api)
 	void *p = alloc_common(total, api, &dirty);
 	if (p && dirty)
 		memset(p, 0, dirty < total ? dirty : total);
+	else if (p && total >= osa_opt.mmap_threshold && total < OSA_HUGE_PAGE)
+		/* Zeroed memory is asked for to be used: take its page
+		 * faults in one call.  Larger blocks fault 2 MiB at a time
+		 * (THP), and a sparse user of them loses nothing. */
+		osa_large_prefault(p, total);
 	return p;
 }
 
@@ -403,7 +408,10 @@ static void *realloc_move(void *ptr, size_t old, size_t size)
 	void *n = alloc_common(size, osa_current_api, &dirty);
 	if (!n)
 		return NULL;
-	memcpy(n, ptr, old < size ? old : size);
+	size_t keep = old < size ? old : size;
+	if (size >= osa_opt.mmap_threshold)
+		osa_large_prefault(n, keep); /* the copy writes these pages */
+	memcpy(n, ptr, keep);
 	osa_block *b;
 	enum kind kind = resolve(ptr, &b);
 	release(ptr, kind, b);

@@ -317,7 +317,48 @@ static int scenario_hugepage(void)
 	return TST_CHILD_OK;
 }
 
+/* Pages about to be written are faulted in with one call
+ * (MADV_POPULATE_WRITE): a zeroed large block under 2 MiB, the pages a
+ * growing realloc asks for, and the pages a move copies into.  A plain
+ * os_malloc and a calloc of 2 MiB or more (huge pages) are left alone. */
+static int scenario_populate(void)
+{
+	enum { MIB = 1 << 20 };
+	warm_up_libc();
+	tst_mark("calloc");
+	unsigned char *z = os_calloc(1, MIB);
+	tst_mark("calloc-end");
+	tst_mark("malloc");
+	unsigned char *m = os_malloc(MIB);
+	tst_mark("malloc-end");
+	tst_mark("bigcalloc");
+	unsigned char *zz = os_calloc(4, MIB);
+	tst_mark("bigcalloc-end");
+	TST_CHILD_REQUIRE(z && m && zz, "allocation");
+	TST_CHILD_REQUIRE(z[0] == 0 && z[MIB - 1] == 0 && zz[4 * MIB - 1] == 0,
+			  "calloc zeroes");
+	memset(m, 5, MIB);
+	tst_mark("grow");
+	m = os_realloc(m, MIB + MIB / 2);
+	tst_mark("grow-end");
+	TST_CHILD_REQUIRE(m && m[0] == 5 && m[MIB - 1] == 5, "grown contents");
+	unsigned char *h = os_malloc(100000);
+	TST_CHILD_REQUIRE(h != NULL, "os_malloc(100000)");
+	memset(h, 6, 100000);
+	tst_mark("move");
+	h = os_realloc(h, 600000);
+	tst_mark("move-end");
+	TST_CHILD_REQUIRE(h && h[0] == 6 && h[99999] == 6, "moved contents");
+	os_free(z);
+	os_free(m);
+	os_free(zz);
+	os_free(h);
+	printf("ok\n");
+	return TST_CHILD_OK;
+}
+
 static const struct tst_scenario scenarios[] = {
+	{"populate", scenario_populate},
 	{"trim", scenario_trim},
 	{"hugepage", scenario_hugepage},
 	{"first_small", scenario_first_small},
@@ -581,6 +622,68 @@ START_TEST(test_strace_mappings_of_2mib_and_more_ask_for_huge_pages)
 }
 END_TEST
 
+/* The text of the trace between two markers ("" if they are missing). */
+static char *section(const char *trace, const char *from, const char *to)
+{
+	char a[64], b[64];
+	snprintf(a, sizeof a, "tst-mark:%s\"", from);
+	snprintf(b, sizeof b, "tst-mark:%s\"", to);
+	const char *s = strstr(trace, a);
+	const char *e = s ? strstr(s, b) : NULL;
+	size_t n = s && e ? (size_t)(e - s) : 0;
+	char *out = malloc(n + 1);
+	ck_assert_ptr_nonnull(out);
+	memcpy(out, s, n);
+	out[n] = '\0';
+	return out;
+}
+
+/* Asserts that the section has one madvise(MADV_POPULATE_WRITE) of at
+ * least min bytes, or none when min is 0. */
+static void assert_populate(const char *trace, const char *from,
+			    const char *to, unsigned long min)
+{
+	char *text = section(trace, from, to);
+	const char *at = strstr(text, "MADV_POPULATE_WRITE");
+	if (min == 0) {
+		ck_assert_msg(!at, "%s: unexpected populate in:\n%.2000s", from,
+			      text);
+	} else {
+		ck_assert_msg(at, "%s: no MADV_POPULATE_WRITE in:\n%.2000s",
+			      from, text);
+		ck_assert_msg(!strstr(at + 1, "MADV_POPULATE_WRITE"),
+			      "%s: populated twice:\n%.2000s", from, text);
+		/* madvise(0x7f..., 1052672, MADV_POPULATE_WRITE) */
+		const char *comma = at;
+		while (comma > text && comma[-1] != '(')
+			comma--;
+		unsigned long len = 0;
+		ck_assert_msg(sscanf(comma, "%*[^,], %lu,", &len) == 1 &&
+				      len >= min,
+			      "%s: populated %lu bytes, want %lu or more:\n%.2000s",
+			      from, len, min, text);
+	}
+	free(text);
+}
+
+START_TEST(test_strace_pages_about_to_be_written_are_populated_in_one_call)
+{
+	char *trace;
+	struct tst_child c;
+	if (!traced_calls("populate", NULL, "mmap,mremap,madvise", &trace, &c))
+		return;
+	assert_populate(trace, "calloc", "calloc-end", 1ul << 20);
+	assert_populate(trace, "malloc", "malloc-end", 0);
+	assert_populate(trace, "bigcalloc", "bigcalloc-end", 0);
+	ck_assert_int_eq(count(trace, "grow", "grow-end", "mremap"), 1);
+	assert_populate(trace, "grow", "grow-end", (1ul << 20) / 2 - 4096);
+	ck_assert_int_eq(count(trace, "move", "move-end", "mmap"), 1);
+	assert_populate(trace, "move", "move-end", 100000 - 4096);
+	free(trace);
+	tst_child_release(&c);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("syscalls");
@@ -605,6 +708,8 @@ static Suite *make_suite(void)
 	tcase_add_test(tc,
 		       test_strace_trim_threshold_grows_when_trimmed_pages_return);
 	tcase_add_test(tc, test_strace_mappings_of_2mib_and_more_ask_for_huge_pages);
+	tcase_add_test(tc,
+		       test_strace_pages_about_to_be_written_are_populated_in_one_call);
 	suite_add_tcase(s, tc);
 	return s;
 }
