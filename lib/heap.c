@@ -733,11 +733,17 @@ static void shrink_to(osa_block *b, size_t size)
 	osa_heap_free(rem);
 }
 
+bool osa_heap_shrink_keeps(size_t bsize, size_t size)
+{
+	return bsize - size < OSA_MIN_BLOCK || (bsize - size) * 4 < bsize;
+}
+
 bool osa_heap_resize(osa_block *b, size_t size)
 {
 	size_t bsize = osa_block_size(b);
 	if (size <= bsize) {
-		shrink_to(b, size);
+		if (!osa_heap_shrink_keeps(bsize, size))
+			shrink_to(b, size);
 		return true;
 	}
 	osa_block *next = block_next(b);

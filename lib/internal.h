@@ -240,6 +240,9 @@ osa_block *osa_heap_alloc_aligned(size_t size, size_t align);
 void osa_heap_free(osa_block *b);
 /* Tries to resize b in place to `size`; true on success. */
 bool osa_heap_resize(osa_block *b, size_t size);
+/* Does shrinking a block of bsize bytes to size keep it whole?  Yes when
+ * less than a quarter (or less than a minimum block) would be freed. */
+bool osa_heap_shrink_keeps(size_t bsize, size_t size);
 /* Verifies b's header (state USED) and its neighbour's; aborts otherwise. */
 void osa_heap_verify_used(const osa_block *b);
 bool osa_heap_contains(uintptr_t ptr); /* inside one of our segments */

@@ -401,11 +401,14 @@ static size_t usable_heap(const osa_block *b)
 	return strict() ? strict_verify(b) : osa_block_size(b) - OSA_HDR;
 }
 
-/* Moves the contents to a new block; old freed.  NULL keeps old intact. */
-static void *realloc_move(void *ptr, size_t old, size_t size)
+/* Moves the contents to a new block of at least `size` (`room` bytes, if
+ * that can be had); old freed.  NULL keeps old intact. */
+static void *realloc_move(void *ptr, size_t old, size_t size, size_t room)
 {
 	size_t dirty;
-	void *n = alloc_common(size, osa_current_api, &dirty);
+	void *n = alloc_common(room, osa_current_api, &dirty);
+	if (!n && room > size)
+		n = alloc_common(size, osa_current_api, &dirty);
 	if (!n)
 		return NULL;
 	size_t keep = old < size ? old : size;
@@ -418,6 +421,19 @@ static void *realloc_move(void *ptr, size_t old, size_t size)
 	return n;
 }
 
+/* How much a heap block that must move to grow gets: a quarter more, so
+ * that a block grown in small steps (a string built by appending) moves
+ * O(log n) times instead of at every step; osa_heap_resize keeps the
+ * headroom.  Not past the mmap threshold, and not in strict mode or under
+ * valgrind, where the usable size must be the requested one. */
+static size_t heap_room(size_t size)
+{
+	size_t room = size + size / 4;
+	if (strict() || osa_on_valgrind || room >= osa_opt.mmap_threshold)
+		return size;
+	return room;
+}
+
 static void *realloc_heap(void *ptr, osa_block *b, size_t size)
 {
 	size_t old = usable_heap(b), need = heap_block_for(size);
@@ -426,7 +442,7 @@ static void *realloc_heap(void *ptr, osa_block *b, size_t size)
 	if (shrink && osa_on_valgrind) {
 		/* Tell memcheck first: the tail becomes no-access, and the
 		 * allocator then writes its metadata there. */
-		size_t kept = bsize - need >= OSA_MIN_BLOCK ? need : bsize;
+		size_t kept = osa_heap_shrink_keeps(bsize, need) ? bsize : need;
 		OSA_VG_RESIZE(ptr, old, strict() ? size : kept - OSA_HDR);
 	}
 	if (size < osa_opt.mmap_threshold && osa_heap_resize(b, need)) {
@@ -438,7 +454,7 @@ static void *realloc_heap(void *ptr, osa_block *b, size_t size)
 		return ptr;
 	}
 	osa_heap_lock_release();
-	return realloc_move(ptr, old, size);
+	return realloc_move(ptr, old, size, heap_room(size));
 }
 
 static void *realloc_large(void *ptr, osa_block *b, size_t size)
@@ -447,7 +463,7 @@ static void *realloc_large(void *ptr, osa_block *b, size_t size)
 	/* Under valgrind, moving by mremap would hide the block's history. */
 	if (size >= osa_opt.mmap_threshold && !osa_on_valgrind)
 		return osa_large_realloc(b, size);
-	void *n = realloc_move(ptr, old, size);
+	void *n = realloc_move(ptr, old, size, size);
 	return n ? n : (size <= old ? ptr : NULL); /* shrinking never fails */
 }
 

@@ -323,6 +323,73 @@ START_TEST(test_realloc_moves_when_the_next_block_is_used_keeping_contents)
 }
 END_TEST
 
+/* A block that has to move to grow gets a quarter more than asked, and
+ * later small growths stay in that room: no split, no move. */
+START_TEST(test_realloc_that_moves_leaves_room_for_the_next_growth)
+{
+	TST_SKIP_UNDER_VALGRIND("no headroom under valgrind");
+	unsigned char *a = os_malloc(3000), *b = os_malloc(3000);
+	ASSERT_NEIGHBOURS(a, b);
+	tst_fill(a, 3000, 61);
+	unsigned char *q = os_realloc(a, 8000);
+	ck_assert_ptr_nonnull(q);
+	ck_assert_ptr_ne(q, a);
+	size_t room = os_malloc_usable_size(q);
+	ck_assert_uint_ge(room, 8000 + 8000 / 4);
+	/* Growing within the room, or shrinking by less than a quarter,
+	 * keeps the block as it is. */
+	ck_assert_ptr_eq(os_realloc(q, 9500), q);
+	ck_assert_uint_eq(os_malloc_usable_size(q), room);
+	ck_assert_ptr_eq(os_realloc(q, 8000), q);
+	ck_assert_uint_eq(os_malloc_usable_size(q), room);
+	ASSERT_PATTERN(q, 3000, 61);
+	/* Shrinking by more gives the tail back. */
+	ck_assert_ptr_eq(os_realloc(q, 3000), q);
+	ck_assert_uint_lt(os_malloc_usable_size(q), 3100);
+	ASSERT_PATTERN(q, 3000, 61);
+	os_free(q);
+	os_free(b);
+	ck_assert_int_eq(os_heap_check(), 0);
+}
+END_TEST
+
+/* A string built by appending 10 bytes at a time, with a used block put
+ * after it whenever it moves (so it can never grow into a free neighbour
+ * or the top): it moves O(log n) times, not once per append. */
+START_TEST(test_realloc_growing_in_small_steps_moves_rarely)
+{
+	TST_SKIP_UNDER_VALGRIND("no headroom under valgrind");
+	enum { START = 2000, END = 100000, STEP = 10 };
+	static void *guard[64];
+	unsigned char *p = os_malloc(START);
+	void *first_guard = os_malloc(START);
+	ASSERT_NEIGHBOURS(p, first_guard);
+	memset(p, 'x', START);
+	unsigned moves = 0;
+	for (size_t n = START + STEP; n <= END; n += STEP) {
+		unsigned char *q = os_realloc(p, n);
+		ck_assert_ptr_nonnull(q);
+		memset(q + n - STEP, 'x', STEP);
+		if (q != p) {
+			ck_assert_uint_lt(moves, 64);
+			/* whatever follows q now stays in use */
+			guard[moves++] = os_malloc(os_malloc_usable_size(q) + 4096);
+			ck_assert_ptr_nonnull(guard[moves - 1]);
+		}
+		p = q;
+	}
+	ck_assert_uint_eq(p[0], 'x');
+	ck_assert_uint_eq(p[END - 1], 'x');
+	/* 2000 -> 100000 by a quarter at a time: about 18 moves. */
+	ck_assert_uint_le(moves, 25);
+	for (unsigned i = 0; i < moves; i++)
+		os_free(guard[i]);
+	os_free(first_guard);
+	os_free(p);
+	ck_assert_int_eq(os_heap_check(), 0);
+}
+END_TEST
+
 START_TEST(test_realloc_keeps_contents_through_many_random_resizes)
 {
 	enum { N = 300, ROUNDS = 20000 };
@@ -585,6 +652,8 @@ static Suite *make_suite(void)
 	tcase_set_timeout(tc, 30);
 	tcase_add_test(tc,
 		       test_realloc_moves_when_the_next_block_is_used_keeping_contents);
+	tcase_add_test(tc, test_realloc_that_moves_leaves_room_for_the_next_growth);
+	tcase_add_test(tc, test_realloc_growing_in_small_steps_moves_rarely);
 	tcase_add_test(tc, test_realloc_keeps_contents_through_many_random_resizes);
 	tcase_add_test(tc, test_realloc_across_the_mmap_threshold_keeps_contents);
 	tcase_add_test(tc, test_reallocarray_resizes_like_realloc);
