@@ -252,10 +252,10 @@ void osa_heap_after_fork_child(void);
 
 /* ---- large.c: blocks with their own mapping ---- */
 void *osa_large_alloc(size_t size, size_t align);
-/* Looks ptr up: its header when it is a live large block, else NULL. */
 /* Faults in the pages of [ptr, ptr + len), a range of one large block,
  * with one system call: for pages about to be written anyway. */
 void osa_large_prefault(void *ptr, size_t len);
+/* Looks ptr up: its header when it is a live large block, else NULL. */
 osa_block *osa_large_find(const void *ptr);
 void osa_large_free(osa_block *b);
 void *osa_large_realloc(osa_block *b, size_t size); /* NULL: ENOMEM */

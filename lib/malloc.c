@@ -406,9 +406,12 @@ static size_t usable_heap(const osa_block *b)
 static void *realloc_move(void *ptr, size_t old, size_t size, size_t room)
 {
 	size_t dirty;
+	int saved = errno;
 	void *n = alloc_common(room, osa_current_api, &dirty);
-	if (!n && room > size)
+	if (!n && room > size) {
+		errno = saved; /* the room was optional */
 		n = alloc_common(size, osa_current_api, &dirty);
+	}
 	if (!n)
 		return NULL;
 	size_t keep = old < size ? old : size;
