@@ -128,6 +128,7 @@ END {
 	}
 	print line
 	print ""
+	same_code_noise()
 
 	# --- peak RSS ---
 	print "## Peak RSS (median MiB, ratio to the smallest in parentheses)"
@@ -359,4 +360,37 @@ END {
 		} else
 			missed(base ": no thread scaling figure (a run failed or is missing)")
 	}
+}
+
+# osalloc and osalloc-dropin run the same allocator (the os_* calls and the
+# drop-in malloc): how far apart their medians are shows this run's noise.
+function same_code_noise(    c, k1, k2, r, worst, wc, line, n) {
+	n = 0
+	worst = 1
+	line = ""
+	for (c = 1; c <= C; c++) {
+		if (cl[c] ~ /^prog-/)
+			continue
+		k1 = cl[c] SUBSEP "osalloc"
+		k2 = cl[c] SUBSEP "osalloc-dropin"
+		if (!(mt[k1] > 0 && mt[k2] > 0) || failed[k1] || failed[k2])
+			continue
+		r = mt[k1] / mt[k2]
+		if (r < 1)
+			r = 1 / r
+		if (r > worst) {
+			worst = r
+			wc = cl[c]
+		}
+		n++
+	}
+	if (n == 0)
+		return
+	printf "Noise yardstick: osalloc and osalloc-dropin run the same allocator; "
+	printf "their median times differ by up to %.0f %%", (worst - 1) * 100
+	if (worst > 1)
+		printf " (%s)", wc
+	print ". Time ratios between allocators that are closer than this are " \
+	    "not differences this run can show."
+	print ""
 }
