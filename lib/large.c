@@ -119,19 +119,47 @@ static osa_block *place_header(uintptr_t ptr, size_t length)
 	return b;
 }
 
+/* Maps *length bytes (whole pages) for a large block.  From 2 MiB on, the
+ * mapping starts on a 2 MiB boundary and asks for transparent huge pages, so
+ * that every whole 2 MiB of the block is one page and one fault instead of
+ * 512.  Linux places a mapping that is a whole number of 2 MiB long on such a
+ * boundary; the part past *length is unmapped at once, so the mapping is
+ * exactly the block's and the rounding costs one munmap.  Should that unmap
+ * fail, the mapping keeps the rounded length, and *length says so. */
+static void *map_large(size_t *length)
+{
+	size_t len = *length;
+	size_t whole = osa_align_up(len, OSA_HUGE_PAGE);
+	void *m = NULL;
+	if (len >= OSA_HUGE_PAGE && whole > len) {
+		int saved = errno;
+		m = osa_sys_mmap(whole); /* may fail where len fits: retry */
+		errno = saved;
+	}
+	if (m) {
+		int saved = errno;
+		if (osa_sys_munmap((char *)m + len, whole - len) != 0)
+			*length = whole;
+		errno = saved;
+	} else {
+		m = osa_sys_mmap(len);
+	}
+	if (m && len >= OSA_HUGE_PAGE)
+		osa_sys_madvise_hugepage(m, *length);
+	return m;
+}
+
 void *osa_large_alloc(size_t size, size_t align)
 {
 	if (align < OSA_ALIGN)
 		align = OSA_ALIGN;
 	size_t length = osa_align_up(size + OSA_HDR + (align - OSA_ALIGN),
 				     OSA_PAGE);
-	void *m = osa_sys_mmap(length);
+	void *m = map_large(&length);
 	if (!m) {
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (length >= OSA_HUGE_PAGE)
-		osa_sys_madvise_hugepage(m, length);
 	uintptr_t ptr = osa_align_up((uintptr_t)m + OSA_HDR, align);
 	struct entry e = {ptr, (uintptr_t)m, length};
 	/* Header first: a registered block always has a valid header, even

@@ -310,6 +310,18 @@ void *osa_alloc_api(size_t size, enum osa_api api)
 	return alloc_common(size, api, &dirty);
 }
 
+/* Zeroed memory is asked for to be used: its page faults are taken in one
+ * call.  Not the whole 2 MiB pages at the start of a big block (see
+ * map_large): they fault once each, and a sparse user of them loses
+ * nothing; only the last part, in small pages. */
+static void prefault_zeroed(void *p, size_t total)
+{
+	uintptr_t end = (uintptr_t)p + total, from = (uintptr_t)p;
+	if (total >= OSA_HUGE_PAGE)
+		from = end & ~(uintptr_t)(OSA_HUGE_PAGE - 1);
+	osa_large_prefault((void *)from, end - from);
+}
+
 /* calloc after the fast path missed; total = nmemb * size, no overflow. */
 void *osa_calloc_api(size_t total, enum osa_api api)
 {
@@ -317,11 +329,8 @@ void *osa_calloc_api(size_t total, enum osa_api api)
 	void *p = alloc_common(total, api, &dirty);
 	if (p && dirty)
 		memset(p, 0, dirty < total ? dirty : total);
-	else if (p && total >= osa_opt.mmap_threshold && total < OSA_HUGE_PAGE)
-		/* Zeroed memory is asked for to be used: take its page
-		 * faults in one call.  Larger blocks fault 2 MiB at a time
-		 * (THP), and a sparse user of them loses nothing. */
-		osa_large_prefault(p, total);
+	else if (p && total >= osa_opt.mmap_threshold)
+		prefault_zeroed(p, total);
 	return p;
 }
 
