@@ -38,6 +38,7 @@ enum {
 					    pages are needed again ... */
 	OSA_TRIM_THRESHOLD_MAX = 32 * 1024 * 1024, /* ... up to this */
 	OSA_HUGE_PAGE = 2 * 1024 * 1024, /* mappings this large ask for THP */
+	OSA_POPULATE_AHEAD = 64 * 1024, /* heap pages faulted in past TOP */
 	OSA_CACHE_MAX_BLOCK = 1024,  /* largest block a thread cache holds */
 	OSA_CACHE_CLASSES = OSA_CACHE_MAX_BLOCK / 16 + 1, /* index = size/16 */
 	OSA_EXACT_BINS = 64,         /* bins 0..63: one block size (16*i) each */

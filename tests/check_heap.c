@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -348,6 +349,69 @@ START_TEST(test_the_top_grows_in_place_when_the_heap_grows)
 }
 END_TEST
 
+/* Does this kernel fault pages in on request (Linux 5.14 and later)? */
+static bool populate_supported(void)
+{
+	size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+	void *m = mmap(NULL, pg, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	ck_assert_ptr_ne(m, MAP_FAILED);
+	bool ok = madvise(m, pg, 23 /* MADV_POPULATE_WRITE */) == 0;
+	munmap(m, pg);
+	return ok;
+}
+
+/* Blocks carved from the top are written when they are allocated, so the
+ * pages after the top are faulted in ahead, OSA_POPULATE_AHEAD bytes at a
+ * time, and never further than that past the top. */
+START_TEST(test_the_pages_after_the_top_are_faulted_in_ahead_and_no_further)
+{
+	TST_SKIP_UNDER_VALGRIND("no pages are faulted in ahead under valgrind");
+	if (!populate_supported()) {
+		fprintf(stderr, "%s:%d: skipped: the kernel has no "
+				"MADV_POPULATE_WRITE\n",
+			__FILE__, __LINE__);
+		return;
+	}
+	const uintptr_t pg = (uintptr_t)sysconf(_SC_PAGESIZE);
+	const uintptr_t ahead = OSA_POPULATE_AHEAD;
+	/* The first allocation makes a fresh segment of 128 KiB; its pages
+	 * are faulted in from the first carve that leaves the first page. */
+	unsigned char *p = os_malloc(GUARD);
+	ck_assert_ptr_nonnull(p);
+	uintptr_t first_page = (uintptr_t)p & ~(pg - 1), top = 0;
+	bool seen = false;
+	/* Carving on: pages up to top + ahead are there when top enters a
+	 * new page, and never one past top + ahead. */
+	for (int i = 0; i < 200; i++) {
+		p = os_malloc(GUARD);
+		ck_assert_ptr_nonnull(p);
+		memset(p, 1, GUARD);
+		uintptr_t last_top = top;
+		top = (uintptr_t)p - OSA_HDR + block_of(GUARD);
+		uintptr_t page = top & ~(pg - 1);
+		/* The segment's last page holds its fence header. */
+		uintptr_t end = ((uintptr_t)sbrk(0) & ~(pg - 1)) - pg;
+		if (!seen && page > first_page && page + ahead < end) {
+			ck_assert_uint_eq(last_top & ~(pg - 1), first_page);
+			ck_assert_uint_eq(tst_resident_pages((void *)page,
+							     ahead),
+					  ahead / pg);
+			seen = true;
+		}
+		if (page + ahead < end)
+			ck_assert_msg(tst_resident_pages(
+					      (void *)(page + ahead),
+					      end - page - ahead) == 0,
+				      "block %d: pages resident past the top "
+				      "and %lu bytes",
+				      i, (unsigned long)ahead);
+	}
+	ck_assert(seen);
+	ck_assert_int_eq(os_heap_check(), 0);
+}
+END_TEST
+
 START_TEST(test_a_free_block_before_the_top_is_absorbed_when_growing)
 {
 	/* x is free and last (merged into the top); growing the heap for a
@@ -576,6 +640,8 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_a_freed_last_block_merges_into_the_top);
 	tcase_add_test(tc, test_the_top_grows_in_place_when_the_heap_grows);
 	tcase_add_test(tc, test_a_free_block_before_the_top_is_absorbed_when_growing);
+	tcase_add_test(tc,
+		       test_the_pages_after_the_top_are_faulted_in_ahead_and_no_further);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("nowalk");
