@@ -1002,7 +1002,10 @@ static const struct realloc_case realloc_cases[] = {
     {100, 100000, 125000, false},   /* small -> medium: the heap grows */
     {100, 300000, 0, true},         /* small -> mmap */
     {5000, 130000, 120000, false},  /* medium grown in place at the end */
-    {200000, 2 * MiB, 0, true},     /* mmap -> bigger (mremap) */
+    {200000, 1536 * KiB, 0, true},  /* mmap -> bigger (mremap) */
+    /* mmap -> 2 MiB or more: mremap; under valgrind a move into a new
+     * mapping, whose rounded request falls back to the exact length */
+    {200000, 3 * MiB, 0, false},
     {200000, 50000, 125000, false}, /* mmap -> heap, which must grow */
 };
 
@@ -1126,6 +1129,56 @@ START_TEST(test_munmap_failure_keeps_errno_and_accounting)
 	p = os_malloc(300000);
 	ck_assert_ptr_nonnull(p);
 	os_free(p);
+}
+END_TEST
+
+/* Is the page holding addr mapped?  (mincore fails with ENOMEM if not.) */
+static bool page_mapped(const void *addr)
+{
+	unsigned char v;
+	uintptr_t page = (uintptr_t)addr & ~(uintptr_t)(OSA_PAGE - 1);
+	return mincore((void *)page, OSA_PAGE, &v) == 0;
+}
+
+/* A block of 2 MiB or more is first asked for with its mapping rounded up
+ * to whole 2 MiB pages (lib/large.c).  When that mmap fails, the exact
+ * length is tried; when unmapping the rounding fails, the block keeps the
+ * rounded mapping and os_free unmaps all of it.  errno stays as it was. */
+START_TEST(test_huge_block_mapping_falls_back_when_a_call_fails)
+{
+	const size_t size = 3 * MiB;
+	struct os_mallinfo before, after;
+	os_mallinfo(&before);
+	unsigned long maps = osa_sys_calls(OSA_SYS_MMAP);
+	osa_sys_fail_nth(1, OSA_SYS_MMAP);
+	errno = EDOM;
+	unsigned char *p = os_malloc(size);
+	osa_sys_fail_nth(0, 0);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(errno, EDOM);
+	ck_assert_uint_eq(osa_sys_calls(OSA_SYS_MMAP) - maps, 2);
+	ck_assert_uint_eq(os_malloc_usable_size(p), size + OSA_PAGE - OSA_HDR);
+	memset(p, 5, size);
+	os_free(p);
+	ck_assert(!page_mapped(p));
+	/* The munmap of the rounding fails. */
+	osa_sys_fail_nth(1, OSA_SYS_MUNMAP);
+	errno = EDOM;
+	p = os_malloc(size);
+	osa_sys_fail_nth(0, 0);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(errno, EDOM);
+	const size_t whole = 4 * MiB - OSA_HDR;
+	ck_assert_uint_eq(os_malloc_usable_size(p), whole);
+	unsigned char *all = p;
+	__asm__("" : "+r"(all)); /* all of the usable size, not `size` */
+	memset(all, 6, whole);
+	os_free(p);
+	ck_assert(!page_mapped(p) && !page_mapped(p + whole - 1));
+	os_mallinfo(&after);
+	ck_assert_uint_eq(after.mmap_count, before.mmap_count);
+	ck_assert_uint_eq(after.mmap_bytes, before.mmap_bytes);
+	ck_assert_int_eq(os_heap_check(), 0);
 }
 END_TEST
 
@@ -1306,6 +1359,7 @@ static Suite *faults_suite(void)
 	                    sizeof realloc_cases / sizeof *realloc_cases);
 	tcase_add_test(tc, test_mremap_failure_keeps_the_mapping);
 	tcase_add_test(tc, test_munmap_failure_keeps_errno_and_accounting);
+	tcase_add_test(tc, test_huge_block_mapping_falls_back_when_a_call_fails);
 	tcase_add_test(tc, test_registry_growth_failure_is_clean);
 	tcase_add_test(tc, test_pagemap_growth_failure_is_clean);
 	tcase_add_test(tc, test_thread_exit_flushes_its_cache_without_os_calls);
