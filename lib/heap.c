@@ -602,22 +602,25 @@ static void use_block(osa_block *b, size_t bsize, size_t size)
 }
 
 /* The memory after a block carved from TOP is where the next blocks will
- * be carved, and blocks are written when they are allocated.  Its pages are
- * faulted in ahead, OSA_POPULATE_AHEAD bytes at a time from the new TOP's
- * header, with one call that costs about 60 % of the page faults it
- * replaces (Linux 5.14 and later; a hint elsewhere).  The block itself is
- * not populated (a large calloc of fresh memory stays untouched), and at
- * most OSA_POPULATE_AHEAD bytes past the used part of a segment are taken
- * before they are needed. */
+ * be carved, and blocks are written when they are allocated.  When the new
+ * TOP's header at `top` passes the populated mark, the pages from there are
+ * faulted in, OSA_POPULATE_AHEAD bytes at a time, with one call that costs
+ * about 60 % of the page faults it replaces (Linux 5.14 and later; a hint
+ * elsewhere).  The block itself is not populated (a large calloc of fresh
+ * memory stays untouched), and at most OSA_POPULATE_AHEAD bytes past the
+ * used part of a segment are taken before they are needed. */
 static void populate_ahead(struct osa_segment *s, uintptr_t top)
 {
+	if (OSA_LIKELY(top + OSA_HDR <= s->populated_to) || osa_on_valgrind)
+		return;
 	uintptr_t from = top & ~(uintptr_t)(OSA_PAGE - 1);
 	uintptr_t limit = (uintptr_t)seg_fence(s) & ~(uintptr_t)(OSA_PAGE - 1);
 	if (from < s->populated_to)
 		from = s->populated_to;
-	uintptr_t to = from + OSA_POPULATE_AHEAD < limit ? from + OSA_POPULATE_AHEAD
-						      : limit;
-	if (to <= from || osa_on_valgrind)
+	uintptr_t to = from + OSA_POPULATE_AHEAD;
+	if (to > limit)
+		to = limit;
+	if (to <= from)
 		return;
 	osa_sys_madvise_populate((void *)from, to - from);
 	s->populated_to = to;
@@ -631,8 +634,7 @@ static osa_block *carve_top(size_t size, size_t *dirty)
 	assert(tsize >= size + OSA_MIN_BLOCK && "TOP has room");
 	verify_top(s);
 	osa_block *nt = block_at((uintptr_t)t + size);
-	if (OSA_UNLIKELY((uintptr_t)nt + OSA_HDR > s->populated_to))
-		populate_ahead(s, (uintptr_t)nt);
+	populate_ahead(s, (uintptr_t)nt);
 	osa_header_set(t, size | block_flags(t) | OSA_USED);
 	osa_header_set(nt, (tsize - size) | OSA_TOP);
 	start_set(nt);
@@ -801,8 +803,7 @@ bool osa_heap_resize(osa_block *b, size_t size)
 	start_clear(next);
 	osa_block *nt = block_at((uintptr_t)b + size);
 	size_t nsize = bsize + tsize - size;
-	if (OSA_UNLIKELY((uintptr_t)nt + OSA_HDR > s->populated_to))
-		populate_ahead(s, (uintptr_t)nt);
+	populate_ahead(s, (uintptr_t)nt);
 	osa_header_set(b, size | block_flags(b) | OSA_USED);
 	osa_header_set(nt, nsize | OSA_TOP);
 	start_set(nt);

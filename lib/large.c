@@ -128,24 +128,19 @@ static osa_block *place_header(uintptr_t ptr, size_t length)
  * fail, the mapping keeps the rounded length, and *length says so. */
 static void *map_large(size_t *length)
 {
-	size_t len = *length;
-	size_t whole = osa_align_up(len, OSA_HUGE_PAGE);
-	void *m = NULL;
-	if (len >= OSA_HUGE_PAGE && whole > len) {
-		int saved = errno;
-		m = osa_sys_mmap(whole); /* may fail where len fits: retry */
-		errno = saved;
-	}
-	if (m) {
-		int saved = errno;
-		if (osa_sys_munmap((char *)m + len, whole - len) != 0)
-			*length = whole;
-		errno = saved;
-	} else {
+	size_t len = *length, whole = osa_align_up(len, OSA_HUGE_PAGE);
+	if (len < OSA_HUGE_PAGE)
+		return osa_sys_mmap(len);
+	int saved = errno;
+	void *m = whole > len ? osa_sys_mmap(whole) : NULL;
+	if (m && osa_sys_munmap((char *)m + len, whole - len) != 0)
+		*length = whole;
+	if (!m) /* a multiple of 2 MiB already, or the rounding did not fit */
 		m = osa_sys_mmap(len);
-	}
-	if (m && len >= OSA_HUGE_PAGE)
+	if (m) {
 		osa_sys_madvise_hugepage(m, *length);
+		errno = saved;
+	}
 	return m;
 }
 
