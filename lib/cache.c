@@ -29,7 +29,8 @@ static bool exit_key_ok;
  * so the fast paths always fall through to the heap. */
 static struct osa_tcache no_cache;
 
-enum { BATCH_BYTES = 8192, LIMIT_BYTES = 32768, LIMIT_MIN = 16, LIMIT_MAX = 256 };
+enum { BATCH_BYTES = 8192, LIMIT_BYTES = 32768, LIMIT_MIN = 16, LIMIT_MAX = 256,
+       LIMIT_FOREIGN = 64 /* class 0: other arenas' blocks, any size */ };
 
 /* Caches of threads that exited, kept for the next new thread to adopt: a
  * server's next connection thread starts warm, and the blocks do not go
@@ -65,7 +66,7 @@ static void list_add(struct osa_tcache *tc)
 
 static size_t cache_bytes(const struct osa_tcache *tc)
 {
-	size_t n = 0;
+	size_t n = __atomic_load_n(&tc->foreign_bytes, __ATOMIC_RELAXED);
 	for (size_t c = 2; c < OSA_CACHE_CLASSES; c++)
 		n += c * 16u * __atomic_load_n(&tc->count[c], __ATOMIC_RELAXED);
 	return n;
@@ -92,6 +93,23 @@ static struct osa_tcache *unpark(void)
 	return tc;
 }
 
+/* The most recently parked cache of arena `arena`, or NULL (list_lock
+ * held). */
+static struct osa_tcache *unpark_arena(unsigned arena)
+{
+	for (unsigned i = nparked; i-- > 0;) {
+		struct osa_tcache *tc = parked[i];
+		if (tc->arena != arena)
+			continue;
+		memmove(&parked[i], &parked[i + 1],
+			(nparked - 1 - i) * sizeof parked[0]);
+		nparked--;
+		parked_bytes -= cache_bytes(tc);
+		return tc;
+	}
+	return NULL;
+}
+
 /* Registers tc as the calling thread's (its destructor runs at exit). */
 static bool adopt(struct osa_tcache *tc)
 {
@@ -99,6 +117,9 @@ static bool adopt(struct osa_tcache *tc)
 	if (pthread_setspecific(exit_key, tc) != 0)
 		return false;
 	osa_tcache_self = tc;
+	/* Its blocks came from its arena: refill from there too, so that
+	 * threads running side by side keep to different arenas. */
+	osa_heap_set_thread_arena(tc->arena);
 	return true;
 }
 
@@ -126,10 +147,14 @@ struct osa_tcache *osa_tcache_create(void)
 		(void)back;
 		return NULL;
 	}
-	size_t dirty;
+	size_t dirty, home_len;
+	uintptr_t home_lo;
 	osa_heap_lock_acquire();
 	osa_block *b = osa_heap_alloc(
 	    osa_request_to_block(sizeof(struct osa_tcache)), &dirty);
+	unsigned arena = osa_heap_thread_arena(); /* chosen by the allocation */
+	if (b)
+		osa_heap_home(arena, &home_lo, &home_len);
 	osa_heap_lock_release();
 	if (!b)
 		return NULL; /* try again next time */
@@ -137,6 +162,10 @@ struct osa_tcache *osa_tcache_create(void)
 	memset(tc, 0, sizeof *tc);
 	for (size_t c = 2; c < OSA_CACHE_CLASSES; c++)
 		tc->limit[c] = (uint16_t)class_limit(c);
+	tc->limit[0] = LIMIT_FOREIGN;
+	tc->arena = arena;
+	tc->home_lo = home_lo;
+	tc->home_len = home_len;
 	if (!adopt(tc)) {
 		osa_heap_lock_acquire();
 		osa_heap_free(b);
@@ -147,6 +176,23 @@ struct osa_tcache *osa_tcache_create(void)
 	list_add(tc);
 	pthread_mutex_unlock(&list_lock);
 	return tc;
+}
+
+struct osa_tcache *osa_tcache_adopt_arena(unsigned arena)
+{
+	assert(!osa_tcache_self && "the caller has no cache yet");
+	pthread_mutex_lock(&list_lock);
+	struct osa_tcache *tc = unpark_arena(arena);
+	pthread_mutex_unlock(&list_lock);
+	if (!tc || adopt(tc))
+		return tc;
+	pthread_mutex_lock(&list_lock);
+	bool back = park(tc); /* its slot is still free */
+	pthread_mutex_unlock(&list_lock);
+	assert(back && "the pool had room for what it gave");
+	(void)back;
+	osa_tcache_self = NULL; /* as before: a cache at the first malloc */
+	return NULL;
 }
 
 bool osa_tcache_count(bool alloc)
@@ -214,18 +260,27 @@ void *osa_tcache_refill(struct osa_tcache *tc, size_t cls)
 	return osa_block_to_ptr(first);
 }
 
-/* Releases class cls down to `keep` blocks; heap lock held. */
+/* Releases class cls down to `keep` blocks, each to its own arena; heap
+ * lock held. */
 static void drain(struct osa_tcache *tc, size_t cls, unsigned keep)
 {
-	while (tc->count[cls] > keep)
-		osa_heap_free(pop(tc, cls));
+	while (tc->count[cls] > keep) {
+		osa_block *b = pop(tc, cls);
+		if (!cls)
+			__atomic_store_n(&tc->foreign_bytes,
+					 tc->foreign_bytes - osa_block_size(b),
+					 __ATOMIC_RELAXED);
+		osa_heap_free(b);
+	}
+	assert((cls || keep || !tc->foreign_bytes) && "class 0 adds up");
 }
 
-/* The cache of class cls is full: half of it goes back to the heap. */
+/* The cache of class cls is full: half of it goes back to the heap; all
+ * of class 0 (other arenas' blocks, never reused here). */
 void osa_tcache_flush(struct osa_tcache *tc, size_t cls)
 {
 	osa_heap_lock_acquire();
-	drain(tc, cls, tc->limit[cls] / 2u);
+	drain(tc, cls, cls ? tc->limit[cls] / 2u : 0);
 	osa_heap_lock_release();
 }
 
@@ -233,6 +288,7 @@ void osa_tcache_flush(struct osa_tcache *tc, size_t cls)
 static void drain_all(struct osa_tcache *tc)
 {
 	osa_heap_lock_acquire();
+	drain(tc, 0, 0);
 	for (size_t c = 2; c < OSA_CACHE_CLASSES; c++)
 		drain(tc, c, 0);
 	osa_heap_lock_release();
@@ -263,11 +319,25 @@ static void cache_destroy(void *arg)
 {
 	struct osa_tcache *tc = arg;
 	osa_tcache_self = &no_cache; /* later destructors: no cache */
+	if (tc->count[0]) /* other arenas' blocks go home first */
+		osa_tcache_flush(tc, 0);
 	pthread_mutex_lock(&list_lock);
 	bool kept = park(tc);
 	pthread_mutex_unlock(&list_lock);
 	if (!kept)
 		retire(tc);
+}
+
+/* Retires the calling thread's cache: its next allocation gets one again
+ * (tests: nothing is held by caches afterwards). */
+void osa_tcache_retire_self(void)
+{
+	struct osa_tcache *tc = osa_tcache_self;
+	if (tc && tc != &no_cache) {
+		(void)pthread_setspecific(exit_key, NULL);
+		osa_tcache_self = NULL;
+		retire(tc);
+	}
 }
 
 /* Flushes the calling thread's cache completely and retires the parked
@@ -289,22 +359,31 @@ void osa_tcache_flush_self(void)
 	}
 }
 
+/* Is b, found in class cls, where it should be? */
+static bool class_holds(size_t cls, const osa_block *b)
+{
+	size_t size = osa_block_size(b);
+	return cls ? size == cls * 16 : size <= OSA_CACHE_MAX_BLOCK;
+}
+
 static int check_one(const struct osa_tcache *tc)
 {
-	for (size_t c = 2; c < OSA_CACHE_CLASSES; c++) {
+	for (size_t c = 0; c < OSA_CACHE_CLASSES; c++) {
 		unsigned n = 0;
+		size_t bytes = 0;
 		for (osa_block *b = tc->head[c]; b; n++) {
 			uintptr_t *w = (uintptr_t *)(b + 1);
 			if (n >= tc->count[c] || w[1] != osa_link_check(b, w[0]) ||
 			    !osa_header_cached(b) || osa_block_state(b) != OSA_USED ||
-			    osa_block_size(b) != c * 16) {
+			    !class_holds(c, b)) {
 				osa_report(OSA_API_HEAP_CHECK, OSA_E_FREE_LIST,
 					   osa_block_to_ptr(b));
 				return -1;
 			}
+			bytes += osa_block_size(b);
 			b = (osa_block *)(w[0] ^ osa_keys.link);
 		}
-		if (n != tc->count[c]) {
+		if (n != tc->count[c] || (c == 0 && bytes != tc->foreign_bytes)) {
 			osa_report(OSA_API_HEAP_CHECK, OSA_E_STATE, tc);
 			return -1;
 		}
@@ -337,9 +416,7 @@ void osa_tcache_stats(struct os_mallinfo *info)
 	for (struct osa_tcache *tc = all; tc; tc = tc->next) {
 		na += __atomic_load_n(&tc->nalloc, __ATOMIC_RELAXED);
 		nf += __atomic_load_n(&tc->nfree, __ATOMIC_RELAXED);
-		for (size_t c = 2; c < OSA_CACHE_CLASSES; c++)
-			cached += c * 16u *
-				  __atomic_load_n(&tc->count[c], __ATOMIC_RELAXED);
+		cached += cache_bytes(tc);
 	}
 	/* A parked cache's own block is held for the next thread too. */
 	for (unsigned i = 0; i < nparked; i++)

@@ -53,17 +53,18 @@ OSA_INLINE bool osa_cache_free(void *ptr)
 {
 	uintptr_t p = (uintptr_t)ptr;
 	struct osa_tcache *tc = osa_tcache_self;
-	if (OSA_UNLIKELY((p & (OSA_ALIGN - 1)) || !osa_pagemap_is_start(p)))
+	if (OSA_UNLIKELY((p & (OSA_ALIGN - 1)) || !osa_pagemap_is_start(p) ||
+			 !tc))
 		return false;
 	osa_block *b = osa_block_from_ptr(ptr);
 	uintptr_t w = osa_load(&b->word);
 	uintptr_t check = osa_load(&b->check);
 	size_t size = w & ~OSA_FLAG_MASK;
-	size_t cls = size >> 4;
+	size_t cls = osa_tcache_class_of(tc, p, size);
 	/* A cached block's check differs (double free), and PREV_* flags
 	 * (not covered by the check) are verified under the heap lock: both
 	 * take the slow path. */
-	if (OSA_LIKELY(size <= OSA_CACHE_MAX_BLOCK && tc &&
+	if (OSA_LIKELY(size <= OSA_CACHE_MAX_BLOCK &&
 		       tc->count[cls] < tc->limit[cls] &&
 		       check == osa_header_check(b, w) &&
 		       (w & (OSA_STATE_MASK | OSA_PREV_MASK)) == OSA_USED &&
@@ -71,6 +72,8 @@ OSA_INLINE bool osa_cache_free(void *ptr)
 			   (osa_block *)(p - OSA_HDR + size)))) {
 		osa_header_flip_cached(b, check); /* check is read already */
 		osa_tcache_push_marked(tc, cls, b);
+		if (OSA_UNLIKELY(!cls))
+			osa_tcache_note_foreign(tc, size);
 		osa_tcache_count_free(tc);
 		return true;
 	}

@@ -34,6 +34,7 @@ struct osa_segment {
 	uintptr_t populated_to;   /* pages below were faulted in ahead */
 	size_t length;            /* bytes obtained for this segment */
 	bool from_mmap;
+	unsigned arena;           /* index of the arena it belongs to */
 };
 
 enum {
@@ -42,14 +43,29 @@ enum {
 	TRIM_MIN = 64 * 1024, /* do not madvise less than this */
 };
 
-static struct {
-	uint64_t canary_head;
+/* An arena: bins and a current segment of its own.  A thread takes its
+ * blocks from one arena, so threads running side by side do not write to
+ * neighbouring blocks (whose headers each free reads).  A freed block goes
+ * back to the arena of its segment; merging never crosses segments. */
+struct arena {
 	osa_block *bins[OSA_NBINS];
 	uint64_t binmap[BINMAP_WORDS];
-	struct osa_segment *segs; /* newest first */
-	struct osa_segment *cur;  /* the one with a TOP block we carve from */
+	struct osa_segment *cur; /* the segment with the TOP we carve from */
+	/* Its window of address space: [win_lo, win_end).  Arena 0's is the
+	 * OSA_HOME_SPAN from its first segment (the break grows up into it);
+	 * another arena's is a reservation of OSA_ARENA_WINDOW bytes whose
+	 * pages up to win_next are committed, its own break.  Thread caches
+	 * tell their arena's blocks by it (osa_heap_home). */
+	uintptr_t win_lo, win_next, win_end;
+};
+
+static struct {
+	uint64_t canary_head;
+	struct arena arenas[OSA_ARENAS]; /* 0: the brk heap */
+	struct osa_segment *segs;        /* all arenas', newest first */
 	size_t heap_bytes, free_bytes, used_bytes, nsegs;
 	size_t trim_threshold; /* 0 until first used: OSA_TRIM_THRESHOLD */
+	unsigned threads;      /* threads given an arena so far */
 	uint64_t canary_tail;
 } H;
 
@@ -58,6 +74,26 @@ static struct {
 enum { OUT = 0, HELD_MUTEX = 1, HELD_ALONE = 2 };
 static __thread unsigned char in_heap
 	__attribute__((tls_model("initial-exec")));
+
+/* The arena the current operation works on: set by each entry point under
+ * the heap lock, to the caller's arena (allocation) or to the block's. */
+static struct arena *A;
+
+/* 1 + the arena of this thread's allocations; 0 until its first one.  A
+ * thread that adopts a parked cache takes over its arena too. */
+static __thread unsigned char thread_arena
+	__attribute__((tls_model("initial-exec")));
+
+unsigned osa_heap_thread_arena(void)
+{
+	return thread_arena;
+}
+
+void osa_heap_set_thread_arena(unsigned arena)
+{
+	assert(arena <= OSA_ARENAS);
+	thread_arena = (unsigned char)arena;
+}
 
 /* ---- state integrity and locking ---- */
 
@@ -243,13 +279,13 @@ enum { LINK_NEXT = 0, LINK_PREV = 1 };
 static void bin_insert(osa_block *b, size_t size)
 {
 	unsigned i = bin_index(size);
-	osa_block *head = H.bins[i];
+	osa_block *head = A->bins[i];
 	link_put(b, LINK_NEXT, head);
 	link_put(b, LINK_PREV, NULL);
 	if (head)
 		link_put(head, LINK_PREV, b);
-	H.bins[i] = b;
-	H.binmap[i >> 6] |= (uint64_t)1 << (i & 63);
+	A->bins[i] = b;
+	A->binmap[i >> 6] |= (uint64_t)1 << (i & 63);
 }
 
 /* Unlinks a free block, verifying both links point back at it. */
@@ -261,16 +297,16 @@ static void bin_remove(osa_block *b)
 	check_link(b, next);
 	check_link(b, prev);
 	if ((next && link_get(next, LINK_PREV) != b) ||
-	    (prev ? link_get(prev, LINK_NEXT) != b : H.bins[i] != b))
+	    (prev ? link_get(prev, LINK_NEXT) != b : A->bins[i] != b))
 		heap_corrupt(OSA_E_FREE_LIST, osa_block_to_ptr(b));
 	if (next)
 		link_put(next, LINK_PREV, prev);
 	if (prev)
 		link_put(prev, LINK_NEXT, next);
 	else
-		H.bins[i] = next;
-	if (!H.bins[i])
-		H.binmap[i >> 6] &= ~((uint64_t)1 << (i & 63));
+		A->bins[i] = next;
+	if (!A->bins[i])
+		A->binmap[i >> 6] &= ~((uint64_t)1 << (i & 63));
 }
 
 /* Makes b a free block of `size` in a bin: header, footer, links, the
@@ -333,7 +369,7 @@ static void take_free(osa_block *b)
 static int bin_next_nonempty(unsigned from)
 {
 	for (unsigned w = from >> 6; w < BINMAP_WORDS; w++) {
-		uint64_t bits = H.binmap[w];
+		uint64_t bits = A->binmap[w];
 		if (w == from >> 6)
 			bits &= ~(uint64_t)0 << (from & 63);
 		if (bits)
@@ -346,7 +382,7 @@ static int bin_next_nonempty(unsigned from)
  * the first OSA_BESTFIT_SCAN blocks that fit in a ranged bin. */
 static osa_block *bin_best(unsigned i, size_t size)
 {
-	osa_block *b = H.bins[i], *best = NULL;
+	osa_block *b = A->bins[i], *best = NULL;
 	if (i < OSA_EXACT_BINS)
 		return b;
 	for (int n = 0; b && n < OSA_BESTFIT_SCAN; n++) {
@@ -366,7 +402,7 @@ static osa_block *bin_best(unsigned i, size_t size)
 static osa_block *bins_find(size_t size)
 {
 	unsigned i = bin_index(size);
-	if (H.bins[i]) {
+	if (A->bins[i]) {
 		osa_block *b = bin_best(i, size);
 		if (b)
 			return b;
@@ -399,16 +435,73 @@ static bool in_segment(const struct osa_segment *s, uintptr_t a)
 	return a - lo < (uintptr_t)seg_fence(s) - lo;
 }
 
-/* Does a block header at a lie in a segment, before its fence (readable)?
- * The current segment first: almost always the only one. */
+/* The segment whose blocks include the header at a (readable: before the
+ * fence), or NULL.  The current arena's segment first: usually it. */
+static struct osa_segment *segment_of(uintptr_t a)
+{
+	if (OSA_LIKELY(A && A->cur && in_segment(A->cur, a)))
+		return A->cur;
+	for (struct osa_segment *s = H.segs; s; s = s->next)
+		if (in_segment(s, a))
+			return s;
+	return NULL;
+}
+
 static bool heap_holds(uintptr_t a)
 {
-	if (OSA_LIKELY(H.cur && in_segment(H.cur, a)))
-		return true;
-	for (const struct osa_segment *s = H.segs; s; s = s->next)
-		if (in_segment(s, a))
-			return true;
-	return false;
+	return segment_of(a) != NULL;
+}
+
+/* Makes the arena of heap block b (known to be one) the current one. */
+static void enter_arena_of(const osa_block *b)
+{
+	struct osa_segment *s = segment_of((uintptr_t)b);
+	if (OSA_UNLIKELY(!s))
+		heap_corrupt(OSA_E_STATE, osa_block_to_ptr(b));
+	seg_check(s);
+	if (OSA_UNLIKELY(s->arena >= OSA_ARENAS))
+		heap_corrupt(OSA_E_STATE, s);
+	A = &H.arenas[s->arena];
+}
+
+/* Does free block b lie in a segment of the current arena? */
+static bool arena_owns(const osa_block *b)
+{
+	const struct osa_segment *s = segment_of((uintptr_t)b);
+	return s && &H.arenas[s->arena] == A;
+}
+
+/* Reserves arena a's window; false (errno kept) when the address space
+ * is not there (RLIMIT_AS). */
+static bool reserve_window(struct arena *a)
+{
+	int saved = errno;
+	void *m = osa_sys_reserve(OSA_ARENA_WINDOW);
+	errno = saved;
+	if (!m)
+		return false;
+	a->win_lo = a->win_next = (uintptr_t)m;
+	a->win_end = (uintptr_t)m + OSA_ARENA_WINDOW;
+	return true;
+}
+
+/* A new thread's arena, 1-based: round robin, the first thread (main)
+ * gets the brk heap; an arena without a window shares the brk heap. */
+static unsigned char pick_arena(void)
+{
+	unsigned k = H.threads++ % OSA_ARENAS;
+	if (k && !H.arenas[k].win_lo && !reserve_window(&H.arenas[k]))
+		k = 0;
+	return (unsigned char)(k + 1);
+}
+
+/* Makes the calling thread's arena the current one; a thread's first heap
+ * allocation picks it, round robin (the first thread gets the brk heap). */
+static void enter_thread_arena(void)
+{
+	if (OSA_UNLIKELY(!thread_arena))
+		thread_arena = pick_arena();
+	A = &H.arenas[thread_arena - 1];
 }
 
 /* The current segment's TOP becomes an ordinary free block. */
@@ -444,11 +537,16 @@ static bool seg_create(uintptr_t base, size_t len, bool from_mmap)
 	s->clean_from = (uintptr_t)osa_block_to_ptr(t);
 	s->trimmed_from = 0;
 	s->populated_to = osa_align_up(s->clean_from, OSA_PAGE);
-	if (H.cur)
-		retire_top(H.cur);
+	s->arena = (unsigned)(A - H.arenas);
+	if (!A->win_lo) { /* arena 0's first segment */
+		A->win_lo = b;
+		A->win_end = b + OSA_HOME_SPAN;
+	}
+	if (A->cur)
+		retire_top(A->cur);
 	s->next = H.segs;
 	H.segs = s;
-	H.cur = s;
+	A->cur = s;
 	H.nsegs++;
 	H.heap_bytes += len;
 	H.free_bytes += osa_block_size(t);
@@ -483,15 +581,35 @@ static void verify_top(const struct osa_segment *s)
 		heap_corrupt(OSA_E_HEADER, osa_block_to_ptr(s->top));
 }
 
+/* Commits `want` more bytes of the current arena's window, after the
+ * current segment if it ends there; false when the window is full or the
+ * commit fails. */
+static bool grow_window(struct osa_segment *s, size_t want)
+{
+	uintptr_t p = A->win_next;
+	if (want > A->win_end - p || !osa_pagemap_reserve(p, p + want) ||
+	    osa_sys_commit((void *)p, want) != 0)
+		return false;
+	A->win_next = p + want;
+	if (s && p == s->end && s->top) {
+		seg_extend(s, want);
+		return true;
+	}
+	return seg_create(p, want, false);
+}
+
 /* Gets at least `need` more bytes for the TOP block.  False with ENOMEM. */
 static bool heap_grow(size_t need)
 {
-	struct osa_segment *s = H.cur;
+	struct osa_segment *s = A->cur;
 	size_t floor = s ? OSA_GROW_MIN : osa_opt.heap_prealloc;
 	size_t want = osa_align_up(need + SEG_HDR + 4 * OSA_HDR, OSA_PAGE);
 	if (want < floor)
 		want = floor;
-	if (!s || !s->from_mmap) {
+	if (A != &H.arenas[0]) {
+		if (grow_window(s, want))
+			return true;
+	} else if (!s || !s->from_mmap) {
 		uintptr_t brk_now = (uintptr_t)osa_sys_sbrk(0);
 		if (brk_now != (uintptr_t)-1 &&
 		    osa_pagemap_reserve(brk_now, brk_now + want + OSA_PAGE)) {
@@ -509,7 +627,7 @@ static bool heap_grow(size_t need)
 			}
 		}
 	}
-	/* brk refused or is obstructed: an mmap'd segment. */
+	/* Another arena's, or brk refused or is obstructed: a mapping. */
 	size_t len = want > (1u << 20) ? want : (1u << 20);
 	void *m = osa_sys_mmap(len);
 	if (m && seg_create((uintptr_t)m, len, true))
@@ -574,9 +692,9 @@ static void maybe_trim(struct osa_segment *s)
 
 static struct osa_segment *seg_of_top(const osa_block *t)
 {
-	if (H.cur && H.cur->top == t) {
-		seg_check(H.cur);
-		return H.cur;
+	if (A->cur && A->cur->top == t) {
+		seg_check(A->cur);
+		return A->cur;
 	}
 	heap_corrupt(OSA_E_STATE, osa_block_to_ptr(t));
 }
@@ -628,7 +746,7 @@ static void populate_ahead(struct osa_segment *s, uintptr_t top)
 
 static osa_block *carve_top(size_t size, size_t *dirty)
 {
-	struct osa_segment *s = H.cur;
+	struct osa_segment *s = A->cur;
 	osa_block *t = s->top;
 	size_t tsize = osa_block_size(t);
 	assert(tsize >= size + OSA_MIN_BLOCK && "TOP has room");
@@ -649,9 +767,8 @@ static osa_block *carve_top(size_t size, size_t *dirty)
 	return t;
 }
 
-osa_block *osa_heap_alloc(size_t size, size_t *dirty)
+static osa_block *arena_alloc(size_t size, size_t *dirty)
 {
-	assert(size >= OSA_MIN_BLOCK && size % 16 == 0);
 	osa_block *b = bins_find(size);
 	if (b) {
 		size_t bsize = osa_block_size(b);
@@ -662,19 +779,31 @@ osa_block *osa_heap_alloc(size_t size, size_t *dirty)
 		*dirty = osa_block_size(b) - OSA_HDR;
 		return b;
 	}
-	if (H.cur && H.cur->top)
-		verify_top(H.cur);
-	if (!H.cur || !H.cur->top ||
-	    osa_block_size(H.cur->top) < size + OSA_MIN_BLOCK) {
-		size_t have = H.cur && H.cur->top ? osa_block_size(H.cur->top)
+	if (A->cur && A->cur->top)
+		verify_top(A->cur);
+	if (!A->cur || !A->cur->top ||
+	    osa_block_size(A->cur->top) < size + OSA_MIN_BLOCK) {
+		size_t have = A->cur && A->cur->top ? osa_block_size(A->cur->top)
 						  : 0;
 		if (!heap_grow(size + OSA_MIN_BLOCK - have))
 			return NULL;
-		if (osa_block_size(H.cur->top) < size + OSA_MIN_BLOCK &&
+		if (osa_block_size(A->cur->top) < size + OSA_MIN_BLOCK &&
 		    !heap_grow(size + OSA_MIN_BLOCK))
 			return NULL;
 	}
 	return carve_top(size, dirty);
+}
+
+osa_block *osa_heap_alloc(size_t size, size_t *dirty)
+{
+	assert(size >= OSA_MIN_BLOCK && size % 16 == 0);
+	enter_thread_arena();
+	osa_block *b = arena_alloc(size, dirty);
+	if (OSA_UNLIKELY(!b) && A != &H.arenas[0]) {
+		A = &H.arenas[0]; /* no new mapping: the brk heap may serve */
+		b = arena_alloc(size, dirty);
+	}
+	return b;
 }
 
 /* ---- free ---- */
@@ -714,6 +843,7 @@ static osa_block *prev_free_block(osa_block *b)
 
 void osa_heap_free(osa_block *b)
 {
+	enter_arena_of(b);
 	size_t size = osa_block_size(b);
 	osa_block *next = block_at((uintptr_t)b + size);
 	verify_next(next);
@@ -770,6 +900,7 @@ bool osa_heap_shrink_keeps(size_t bsize, size_t size)
 
 bool osa_heap_resize(osa_block *b, size_t size)
 {
+	enter_arena_of(b);
 	size_t bsize = osa_block_size(b);
 	if (size <= bsize) {
 		if (!osa_heap_shrink_keeps(bsize, size))
@@ -794,7 +925,7 @@ bool osa_heap_resize(osa_block *b, size_t size)
 	size_t have = bsize + osa_block_size(next);
 	if (have < size + OSA_MIN_BLOCK) {
 		if (s->from_mmap || !heap_grow(size + OSA_MIN_BLOCK - have) ||
-		    H.cur != s)
+		    A->cur != s)
 			return false; /* a new segment cannot help in place */
 		next = s->top;
 	}
@@ -863,6 +994,22 @@ bool osa_heap_contains(uintptr_t ptr)
 	return false;
 }
 
+void osa_heap_home(unsigned arena, uintptr_t *lo, size_t *len)
+{
+	assert(arena >= 1 && arena <= OSA_ARENAS);
+	const struct arena *a = &H.arenas[arena - 1];
+	*lo = a->win_lo;
+	*len = a->win_end - a->win_lo;
+}
+
+unsigned osa_heap_arena_of(uintptr_t ptr)
+{
+	for (struct osa_segment *s = H.segs; s; s = s->next)
+		if (ptr >= (uintptr_t)s && ptr < s->end)
+			return s->arena < OSA_ARENAS ? s->arena + 1 : 0;
+	return 0;
+}
+
 void osa_heap_stats(struct os_mallinfo *info)
 {
 	info->heap_bytes = H.heap_bytes;
@@ -883,7 +1030,8 @@ static int check_fail(enum osa_cause cause, const void *p)
 static int check_segment(const struct osa_segment *s, size_t *nfree,
 			 size_t *free_bytes, size_t *used_bytes)
 {
-	if (s->canary != state_canary(s))
+	if (s->canary != state_canary(s) || s->arena >= OSA_ARENAS ||
+	    (s->top && H.arenas[s->arena].cur != s))
 		return check_fail(OSA_E_STATE, s);
 	osa_block *b = seg_first(s), *fence = seg_fence(s);
 	bool prev_free = false;
@@ -929,26 +1077,41 @@ static int check_segment(const struct osa_segment *s, size_t *nfree,
 	return 0;
 }
 
-static int check_bins(size_t *nfree)
+/* Walks the current arena's bins; takes each block off *nfree. */
+static int check_arena_bins(size_t *nfree)
 {
 	for (unsigned i = 0; i < OSA_NBINS; i++) {
-		bool bit = (H.binmap[i >> 6] >> (i & 63)) & 1;
-		if (bit != (H.bins[i] != NULL))
-			return check_fail(OSA_E_STATE, &H.bins[i]);
+		bool bit = (A->binmap[i >> 6] >> (i & 63)) & 1;
+		if (bit != (A->bins[i] != NULL))
+			return check_fail(OSA_E_STATE, &A->bins[i]);
 		osa_block *prev = NULL;
-		for (osa_block *b = H.bins[i]; b; b = link_get(b, LINK_NEXT)) {
+		for (osa_block *b = A->bins[i]; b; b = link_get(b, LINK_NEXT)) {
 			uintptr_t a = (uintptr_t)b;
 			if ((a & 15) || !osa_pagemap_is_start(a + OSA_HDR) ||
 			    !osa_header_ok(b) || osa_block_state(b) != OSA_FREE ||
 			    bin_index(osa_block_size(b)) != i ||
-			    link_get(b, LINK_PREV) != prev || *nfree == 0)
+			    !arena_owns(b) || link_get(b, LINK_PREV) != prev ||
+			    *nfree == 0)
 				return check_fail(OSA_E_FREE_LIST,
 						  prev ? osa_block_to_ptr(prev)
-						       : (void *)&H.bins[i]);
+						       : (void *)&A->bins[i]);
 			(*nfree)--;
 			prev = b;
 		}
 	}
+	return 0;
+}
+
+static int check_bins(size_t *nfree)
+{
+	int rc = 0;
+	for (unsigned k = 0; k < OSA_ARENAS && rc == 0; k++) {
+		A = &H.arenas[k];
+		rc = check_arena_bins(nfree);
+	}
+	A = NULL;
+	if (rc)
+		return rc;
 	return *nfree == 0 ? 0 : check_fail(OSA_E_FREE_LIST, &H);
 }
 

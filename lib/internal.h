@@ -39,6 +39,7 @@ enum {
 	OSA_TRIM_THRESHOLD_MAX = 32 * 1024 * 1024, /* ... up to this */
 	OSA_HUGE_PAGE = 2 * 1024 * 1024, /* mappings this large ask for THP */
 	OSA_POPULATE_AHEAD = 64 * 1024, /* heap pages faulted in past TOP */
+	OSA_ARENAS = 4,              /* heap arenas, threads round robin */
 	OSA_CACHE_MAX_BLOCK = 1024,  /* largest block a thread cache holds */
 	OSA_CACHE_CLASSES = OSA_CACHE_MAX_BLOCK / 16 + 1, /* index = size/16 */
 	OSA_EXACT_BINS = 64,         /* bins 0..63: one block size (16*i) each */
@@ -47,6 +48,11 @@ enum {
 	OSA_NBINS = OSA_EXACT_BINS + (48 - 10) * (1 << OSA_SUB_BITS),
 	OSA_BESTFIT_SCAN = 8,        /* blocks inspected in a ranged bin */
 };
+
+/* An arena's window of address space (lib/heap.c): arena 0 grows with
+ * brk, the others in a reservation of OSA_ARENA_WINDOW each. */
+#define OSA_ARENA_WINDOW ((size_t)1 << 30)
+#define OSA_HOME_SPAN ((size_t)1 << 36)
 
 /* Largest request served at all: keeps every later size computation
  * (header, alignment padding, page rounding) far from overflow. */
@@ -186,6 +192,8 @@ const char *osa_cause_text(enum osa_cause cause);
 void *osa_sys_sbrk(intptr_t increment);        /* (void *)-1 on failure */
 void *osa_sys_mmap(size_t len);                 /* RW private anon; NULL */
 int osa_sys_munmap(void *addr, size_t len);
+void *osa_sys_reserve(size_t len);              /* PROT_NONE; NULL */
+int osa_sys_commit(void *addr, size_t len);     /* -> RW; -1 on failure */
 void *osa_sys_mremap(void *old, size_t old_len, size_t new_len); /* NULL */
 int osa_sys_getrandom(void *buf, size_t len);
 void osa_sys_write_stderr(const char *buf, size_t len);
@@ -241,12 +249,21 @@ osa_block *osa_heap_alloc_aligned(size_t size, size_t align);
 void osa_heap_free(osa_block *b);
 /* Tries to resize b in place to `size`; true on success. */
 bool osa_heap_resize(osa_block *b, size_t size);
+/* The calling thread's arena, 1-based (0: none chosen yet), and a way to
+ * hand it another one (a cache it adopts brings its own). */
+unsigned osa_heap_thread_arena(void);
+void osa_heap_set_thread_arena(unsigned arena);
 /* Does shrinking a block of bsize bytes to size keep it whole?  Yes when
  * less than a quarter (or less than a minimum block) would be freed. */
 bool osa_heap_shrink_keeps(size_t bsize, size_t size);
 /* Verifies b's header (state USED) and its neighbour's; aborts otherwise. */
 void osa_heap_verify_used(const osa_block *b);
 bool osa_heap_contains(uintptr_t ptr); /* inside one of our segments */
+/* Arena `arena`'s (1-based) window: its blocks lie in [*lo, *lo + *len),
+ * unless it had to map a segment elsewhere. */
+void osa_heap_home(unsigned arena, uintptr_t *lo, size_t *len);
+/* The arena (1-based) of the segment holding ptr; 0: none. */
+unsigned osa_heap_arena_of(uintptr_t ptr);
 int osa_heap_check_all(void);          /* -1 after reporting */
 void osa_heap_stats(struct os_mallinfo *info);
 void osa_heap_after_fork_child(void);
@@ -274,10 +291,19 @@ struct osa_tcache {
 	 * written on every call, and no other thread's block or cache may
 	 * share a line with them (the struct is a heap block). */
 	char pad_front[64];
-	osa_block *head[OSA_CACHE_CLASSES];
+	/* Its arena's window (osa_heap_home).  A block freed from outside
+	 * it goes to class 0, whatever its size, and back to its own arena
+	 * in a batch: the blocks a thread reuses stay in its arena, and
+	 * threads running side by side never write to neighbouring blocks
+	 * (whose headers each free reads). */
+	uintptr_t home_lo;
+	size_t home_len;
+	osa_block *head[OSA_CACHE_CLASSES]; /* 0: other arenas' blocks */
 	uint16_t count[OSA_CACHE_CLASSES];
 	uint16_t limit[OSA_CACHE_CLASSES];
 	uint64_t nalloc, nfree; /* calls served by the threads owning it */
+	size_t foreign_bytes;   /* bytes of the blocks in class 0 */
+	unsigned arena;         /* heap arena its refills come from, 1-based */
 	struct osa_tcache *next, *prev; /* all live and parked caches */
 	char pad_back[64];
 };
@@ -285,7 +311,11 @@ extern __thread struct osa_tcache *osa_tcache_self
     __attribute__((tls_model("initial-exec")));
 void osa_tcache_init(void);
 struct osa_tcache *osa_tcache_create(void); /* NULL: no cache here */
+/* Adopts a parked cache of arena `arena` (1-based) for the calling thread,
+ * which has none yet; NULL when no such cache is parked. */
+struct osa_tcache *osa_tcache_adopt_arena(unsigned arena);
 void osa_tcache_flush_self(void); /* empties the caller's, retires parked */
+void osa_tcache_retire_self(void); /* the caller's (tests) */
 bool osa_tcache_count(bool alloc); /* false: the caller has no cache */
 int osa_tcache_check_self(void);  /* the caller's and parked; -1: reported */
 void *osa_tcache_refill(struct osa_tcache *tc, size_t cls);
@@ -325,6 +355,19 @@ OSA_INLINE void osa_tcache_push_marked(struct osa_tcache *tc, size_t cls,
 	w[1] = osa_link_check(b, enc);
 	tc->head[cls] = b;
 	__atomic_store_n(&tc->count[cls], tc->count[cls] + 1, __ATOMIC_RELAXED);
+}
+/* The class a freed block of `size` bytes at p goes to in tc: its size's,
+ * or 0 when it belongs to another arena. */
+OSA_INLINE size_t osa_tcache_class_of(const struct osa_tcache *tc,
+				      uintptr_t p, size_t size)
+{
+	return OSA_LIKELY(p - tc->home_lo < tc->home_len) ? size >> 4 : 0;
+}
+/* Counts a block of `size` bytes pushed on class 0. */
+OSA_INLINE void osa_tcache_note_foreign(struct osa_tcache *tc, size_t size)
+{
+	__atomic_store_n(&tc->foreign_bytes, tc->foreign_bytes + size,
+			 __ATOMIC_RELAXED);
 }
 /* Pushes b (a verified USED block of class cls, not cached) on the cache. */
 OSA_INLINE void osa_tcache_push(struct osa_tcache *tc, size_t cls,

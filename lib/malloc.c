@@ -371,10 +371,29 @@ static void release(const void *ptr, enum kind kind, osa_block *b)
 	osa_heap_lock_release();
 }
 
+/* A thread's first call is a free (it took over another thread's data, as
+ * a server's connection thread does): it adopts a parked cache of the
+ * block's arena, if there is one, so that the memory keeps to the threads
+ * that use it.  A cache that went to another thread would mix two
+ * threads' blocks in one arena, line by line. */
+OSA_COLD static void adopt_for_free(const void *ptr)
+{
+	bool off = osa_opt.cache == 0 || (osa_opt.cache < 0 && osa_on_valgrind);
+	if (off)
+		return;
+	osa_heap_lock_acquire();
+	unsigned arena = osa_heap_arena_of((uintptr_t)ptr);
+	osa_heap_lock_release();
+	if (arena)
+		osa_tcache_adopt_arena(arena);
+}
+
 void osa_free_api(void *ptr, enum osa_api api)
 {
 	osa_ensure_init();
 	osa_current_api = api;
+	if (OSA_UNLIKELY(!osa_tcache_self))
+		adopt_for_free(ptr);
 	osa_block *b;
 	enum kind kind = resolve(ptr, &b);
 	struct osa_tcache *tc = osa_tcache_self;
@@ -384,10 +403,13 @@ void osa_free_api(void *ptr, enum osa_api api)
 	if (kind == HEAP && tc && size <= OSA_CACHE_MAX_BLOCK &&
 	    tc->limit[size >> 4] && !(osa_load(&b->word) & OSA_PREV_MASK)) {
 		/* Keep this block; when the cache is full, make room. */
+		size_t cls = osa_tcache_class_of(tc, (uintptr_t)ptr, size);
 		osa_heap_lock_release();
-		if (tc->count[size >> 4] >= tc->limit[size >> 4])
-			osa_tcache_flush(tc, size >> 4);
-		osa_tcache_push(tc, size >> 4, b);
+		if (tc->count[cls] >= tc->limit[cls])
+			osa_tcache_flush(tc, cls);
+		osa_tcache_push(tc, cls, b);
+		if (!cls)
+			osa_tcache_note_foreign(tc, size);
 		osa_tcache_count_free(tc);
 		return;
 	}

@@ -1,7 +1,7 @@
 /* os.c - every system call libosalloc makes, and nothing else.
  *
- * The rest of the library never calls sbrk, mmap, munmap, mremap, madvise,
- * getrandom or write itself.  That keeps it portable and lets the tests make
+ * The rest of the library never calls sbrk, mmap, munmap, mremap, mprotect,
+ * madvise, getrandom or write itself.  That keeps it portable and lets the tests make
  * any of these calls fail on purpose (osa_sys_fail_nth).
  */
 #ifndef _GNU_SOURCE
@@ -70,6 +70,26 @@ void *osa_sys_mmap(size_t len)
 	void *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
 		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	return p == MAP_FAILED ? NULL : p;
+}
+
+/* Address space only: no access, no memory committed (an arena's window,
+ * lib/heap.c).  Counted and failed as an mmap. */
+void *osa_sys_reserve(size_t len)
+{
+	if (inject(OSA_SYS_MMAP))
+		return NULL;
+	void *p = mmap(NULL, len, PROT_NONE,
+		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	return p == MAP_FAILED ? NULL : p;
+}
+
+/* Makes [addr, addr + len) of a reservation readable and writable: the
+ * window's break moves, so it is counted and failed as an sbrk. */
+int osa_sys_commit(void *addr, size_t len)
+{
+	if (inject(OSA_SYS_SBRK))
+		return -1;
+	return mprotect(addr, len, PROT_READ | PROT_WRITE);
 }
 
 int osa_sys_munmap(void *addr, size_t len)

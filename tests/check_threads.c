@@ -65,10 +65,14 @@ static void run_workers(struct worker *w, int n, void *(*fn)(void *),
 }
 
 /* After everything was freed and every worker exited: nothing in use,
- * nothing cached, as many frees as allocations, a sound heap. */
+ * nothing cached, as many frees as allocations, a sound heap.  This
+ * thread's own cache goes too: a thread whose first call frees a block
+ * adopts an exited thread's cache (lib/malloc.c), and the cache's own
+ * block would count as in use. */
 static void assert_all_returned(void)
 {
 	struct os_mallinfo m;
+	osa_tcache_retire_self();
 	tst_mallinfo_exact(&m);
 	ck_assert_int_eq(os_heap_check(), 0);
 	ck_assert_uint_eq(m.cached_bytes, 0);
@@ -339,6 +343,12 @@ static void *free_one_and_exit(void *arg)
 	return NULL;
 }
 
+static void *free_it(void *arg)
+{
+	os_free(arg);
+	return NULL;
+}
+
 static void *take_one(void *arg)
 {
 	void **out = arg;
@@ -365,7 +375,137 @@ START_TEST(test_an_exited_threads_cache_serves_the_next_thread)
 	ck_assert_int_eq(pthread_join(t, NULL), 0);
 	ck_assert_ptr_nonnull(got);
 	ck_assert_ptr_eq(got, freed);
-	os_free(got);
+	/* Freed by a thread of its own (this one would adopt the parked
+	 * cache with its first free, and keep it). */
+	ck_assert_int_eq(pthread_create(&t, NULL, free_it, got), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	assert_all_returned();
+}
+END_TEST
+
+/* ---- arenas ---------------------------------------------------------- */
+
+enum { ARENA_BLOCKS = 300 };
+
+struct arena_worker {
+	void *p[ARENA_BLOCKS];
+	pthread_barrier_t *both;
+};
+
+static void *allocate_side_by_side(void *arg)
+{
+	struct arena_worker *a = arg;
+	pthread_barrier_wait(a->both);
+	for (int i = 0; i < ARENA_BLOCKS; i++) {
+		a->p[i] = os_malloc((size_t)(16 + (i * 37) % 600));
+		if (!a->p[i])
+			return NULL;
+		memset(a->p[i], i & 0xff, 16);
+		if (i % 10 == 0)
+			pthread_barrier_wait(a->both); /* interleave */
+	}
+	return NULL;
+}
+
+static int address_order(const void *x, const void *y)
+{
+	uintptr_t a = *(const uintptr_t *)x, b = *(const uintptr_t *)y;
+	return a < b ? -1 : a > b;
+}
+
+/* Two threads allocating at the same time get blocks from different
+ * arenas: sorted by address, each thread's blocks form one run, so no
+ * block of one is a neighbour of the other's (whose headers each free
+ * reads: that would put one cache line in both cores' caches). */
+START_TEST(test_threads_side_by_side_never_get_neighbouring_blocks)
+{
+	pthread_barrier_t both;
+	ck_assert_int_eq(pthread_barrier_init(&both, NULL, 2), 0);
+	static struct arena_worker a[2];
+	pthread_t t[2];
+	for (int k = 0; k < 2; k++) {
+		a[k].both = &both;
+		ck_assert_int_eq(
+		    pthread_create(&t[k], NULL, allocate_side_by_side, &a[k]),
+		    0);
+	}
+	for (int k = 0; k < 2; k++)
+		ck_assert_int_eq(pthread_join(t[k], NULL), 0);
+	pthread_barrier_destroy(&both);
+	static uintptr_t all[2 * ARENA_BLOCKS][2]; /* address, thread */
+	for (int k = 0; k < 2; k++)
+		for (int i = 0; i < ARENA_BLOCKS; i++) {
+			ck_assert_ptr_nonnull(a[k].p[i]);
+			all[k * ARENA_BLOCKS + i][0] = (uintptr_t)a[k].p[i];
+			all[k * ARENA_BLOCKS + i][1] = (uintptr_t)k;
+		}
+	qsort(all, 2 * ARENA_BLOCKS, sizeof all[0], address_order);
+	int changes = 0;
+	for (int i = 1; i < 2 * ARENA_BLOCKS; i++)
+		changes += all[i][1] != all[i - 1][1];
+	ck_assert_int_eq(changes, 1);
+	for (int k = 0; k < 2; k++)
+		for (int i = 0; i < ARENA_BLOCKS; i++)
+			os_free(a[k].p[i]);
+	assert_all_returned();
+}
+END_TEST
+
+static void *allocate_some(void *arg)
+{
+	struct arena_worker *a = arg;
+	for (int i = 0; i < ARENA_BLOCKS; i++)
+		a->p[i] = os_malloc((size_t)(16 + (i * 37) % 600));
+	return NULL;
+}
+
+/* Frees the other thread's blocks, then allocates as many of each size:
+ * none of those is one it freed. */
+static void *free_theirs_then_allocate(void *arg)
+{
+	struct arena_worker *a = arg;
+	void *mine[ARENA_BLOCKS];
+	for (int i = 0; i < ARENA_BLOCKS; i++)
+		os_free(a->p[i]);
+	for (int i = 0; i < ARENA_BLOCKS; i++)
+		mine[i] = os_malloc((size_t)(16 + (i * 37) % 600));
+	for (int i = 0; i < ARENA_BLOCKS; i++)
+		for (int j = 0; j < ARENA_BLOCKS; j++)
+			if (mine[i] == a->p[j])
+				return mine[i];
+	for (int i = 0; i < ARENA_BLOCKS; i++)
+		os_free(mine[i]);
+	return NULL;
+}
+
+/* A block freed by another thread goes back to the arena it came from
+ * (in a batch), not to the freeing thread's next allocations; the thread
+ * that allocates there gets it back. */
+START_TEST(test_blocks_freed_by_another_thread_go_back_to_their_arena)
+{
+	TST_SKIP_UNDER_VALGRIND("no thread caches under valgrind");
+	static struct arena_worker a;
+	pthread_t t;
+	void *reused = NULL;
+	ck_assert_int_eq(pthread_create(&t, NULL, allocate_some, &a), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	osa_tcache_flush_self(); /* the allocating thread's cache too */
+	ck_assert_int_eq(pthread_create(&t, NULL, free_theirs_then_allocate,
+					&a),
+			 0);
+	ck_assert_int_eq(pthread_join(t, &reused), 0);
+	ck_assert_msg(reused == NULL, "the freeing thread reused %p", reused);
+	ck_assert_int_eq(os_heap_check(), 0);
+	struct os_mallinfo m;
+	os_mallinfo(&m);
+	ck_assert_uint_eq(m.in_use_bytes, 0);
+	/* In their arena: a thread allocating there gets them again. */
+	ck_assert_int_eq(pthread_create(&t, NULL, allocate_some, &a), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	for (int i = 0; i < ARENA_BLOCKS; i++) {
+		ck_assert_ptr_nonnull(a.p[i]);
+		os_free(a.p[i]);
+	}
 	assert_all_returned();
 }
 END_TEST
@@ -473,6 +613,8 @@ static Suite *make_suite(void)
 	add(s, "thread_exit", test_an_exited_threads_cache_serves_the_next_thread);
 	add(s, "thread_exit_bound",
 	    test_thread_exit_keeps_a_bounded_cache_and_gives_the_rest_back);
+ 	add(s, "arenas", test_threads_side_by_side_never_get_neighbouring_blocks);
+	add(s, "arena_return", test_blocks_freed_by_another_thread_go_back_to_their_arena);
 	add(s, "grow", test_threads_grow_blocks_across_the_mmap_threshold);
 	return s;
 }
