@@ -104,7 +104,8 @@ struct os_mallinfo {
 	size_t heap_segments;  /* number of heap segments (brk or mmap) */
 	size_t heap_free_bytes; /* free bytes in the heap (bins and top) */
 	size_t cached_bytes;   /* free blocks held by per-thread caches
-				  (and kept from exited threads) */
+				  (and kept from exited threads, and
+				  waiting in their arena) */
 	size_t in_use_bytes;   /* bytes in blocks the program holds (headers
 	                          included), heap and mmap */
 	size_t mmap_count;     /* live mmap'd blocks */

@@ -29,7 +29,7 @@ static bool exit_key_ok;
  * so the fast paths always fall through to the heap. */
 static struct osa_tcache no_cache;
 
-enum { BATCH_BYTES = 8192, LIMIT_BYTES = 32768, LIMIT_MIN = 16, LIMIT_MAX = 256,
+enum { BATCH_BYTES = 8192,
        LIMIT_FOREIGN = 64 /* class 0: other arenas' blocks, any size */ };
 
 /* Caches of threads that exited, kept for the next new thread to adopt: a
@@ -49,11 +49,6 @@ void osa_tcache_init(void)
 	exit_key_ok = pthread_key_create(&exit_key, cache_destroy) == 0;
 }
 
-static unsigned class_limit(size_t cls)
-{
-	size_t n = LIMIT_BYTES / (cls * 16);
-	return (unsigned)(n < LIMIT_MIN ? LIMIT_MIN : n > LIMIT_MAX ? LIMIT_MAX : n);
-}
 
 static void list_add(struct osa_tcache *tc)
 {
@@ -161,7 +156,7 @@ struct osa_tcache *osa_tcache_create(void)
 	struct osa_tcache *tc = osa_block_to_ptr(b);
 	memset(tc, 0, sizeof *tc);
 	for (size_t c = 2; c < OSA_CACHE_CLASSES; c++)
-		tc->limit[c] = (uint16_t)class_limit(c);
+		tc->limit[c] = (uint16_t)osa_cache_limit(c);
 	tc->limit[0] = LIMIT_FOREIGN;
 	tc->arena = arena;
 	tc->home_lo = home_lo;
@@ -227,8 +222,22 @@ static osa_block *pop(struct osa_tcache *tc, size_t cls)
 	return b;
 }
 
-/* The cache of class cls is empty: fetch a batch, return one block's
- * payload (NULL, ENOMEM when the heap has nothing). */
+/* Class cls of tc is empty: takes the blocks of that class that threads
+ * of other arenas returned to tc's arena, a chain as the cache links its
+ * own, in one step (heap lock held).  Each link is verified when popped. */
+static void take_returned(struct osa_tcache *tc, size_t cls)
+{
+	assert(!tc->head[cls] && !tc->count[cls]);
+	unsigned n;
+	osa_block *chain = osa_heap_take_returned(tc->arena, cls, &n);
+	assert(n <= tc->limit[cls]);
+	tc->head[cls] = chain;
+	__atomic_store_n(&tc->count[cls], (uint16_t)n, __ATOMIC_RELAXED);
+}
+
+/* The cache of class cls is empty: take what other threads returned to
+ * this arena, else fetch a batch; return one block's payload (NULL,
+ * ENOMEM when the heap has nothing). */
 void *osa_tcache_refill(struct osa_tcache *tc, size_t cls)
 {
 	size_t size = cls * 16, n = BATCH_BYTES / size, dirty;
@@ -239,6 +248,11 @@ void *osa_tcache_refill(struct osa_tcache *tc, size_t cls)
 		n = tc->limit[cls] > tc->count[cls] ? tc->limit[cls] - tc->count[cls]
 						    : 1;
 	osa_heap_lock_acquire();
+	take_returned(tc, cls);
+	if (tc->head[cls]) {
+		osa_heap_lock_release();
+		return osa_block_to_ptr(pop(tc, cls));
+	}
 	osa_block *first = osa_heap_alloc(size, &dirty);
 	for (size_t i = 1; first && i < n; i++) {
 		osa_block *b = osa_heap_alloc(size, &dirty);
@@ -260,27 +274,35 @@ void *osa_tcache_refill(struct osa_tcache *tc, size_t cls)
 	return osa_block_to_ptr(first);
 }
 
-/* Releases class cls down to `keep` blocks, each to its own arena; heap
- * lock held. */
+/* Releases class cls (not 0) down to `keep` blocks, each to its own
+ * arena; heap lock held. */
 static void drain(struct osa_tcache *tc, size_t cls, unsigned keep)
 {
-	while (tc->count[cls] > keep) {
-		osa_block *b = pop(tc, cls);
-		if (!cls)
-			__atomic_store_n(&tc->foreign_bytes,
-					 tc->foreign_bytes - osa_block_size(b),
-					 __ATOMIC_RELAXED);
-		osa_heap_free(b);
-	}
-	assert((cls || keep || !tc->foreign_bytes) && "class 0 adds up");
+	assert(cls >= 2);
+	while (tc->count[cls] > keep)
+		osa_heap_free(pop(tc, cls));
+}
+
+/* Class 0, other arenas' blocks, goes back to their arenas as it is, a
+ * chain (heap lock held). */
+static void return_foreign(struct osa_tcache *tc)
+{
+	osa_block *chain = tc->head[0];
+	tc->head[0] = NULL;
+	__atomic_store_n(&tc->count[0], 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&tc->foreign_bytes, 0, __ATOMIC_RELAXED);
+	osa_heap_return(chain);
 }
 
 /* The cache of class cls is full: half of it goes back to the heap; all
- * of class 0 (other arenas' blocks, never reused here). */
+ * of class 0 (other arenas' blocks, never reused here) to their arenas. */
 void osa_tcache_flush(struct osa_tcache *tc, size_t cls)
 {
 	osa_heap_lock_acquire();
-	drain(tc, cls, cls ? tc->limit[cls] / 2u : 0);
+	if (cls)
+		drain(tc, cls, tc->limit[cls] / 2u);
+	else
+		return_foreign(tc);
 	osa_heap_lock_release();
 }
 
@@ -288,7 +310,7 @@ void osa_tcache_flush(struct osa_tcache *tc, size_t cls)
 static void drain_all(struct osa_tcache *tc)
 {
 	osa_heap_lock_acquire();
-	drain(tc, 0, 0);
+	return_foreign(tc);
 	for (size_t c = 2; c < OSA_CACHE_CLASSES; c++)
 		drain(tc, c, 0);
 	osa_heap_lock_release();
@@ -344,6 +366,7 @@ void osa_tcache_retire_self(void)
  * ones (tests, statistics). */
 void osa_tcache_flush_self(void)
 {
+	osa_ensure_init(); /* it takes the heap lock */
 	struct osa_tcache *tc = osa_tcache_self;
 	if (tc && tc != &no_cache)
 		drain_all(tc);
@@ -357,6 +380,9 @@ void osa_tcache_flush_self(void)
 			break;
 		retire(old);
 	}
+	osa_heap_lock_acquire();
+	osa_heap_release_returned();
+	osa_heap_lock_release();
 }
 
 /* Is b, found in class cls, where it should be? */
@@ -422,7 +448,7 @@ void osa_tcache_stats(struct os_mallinfo *info)
 	for (unsigned i = 0; i < nparked; i++)
 		cached += osa_block_size(osa_block_from_ptr(parked[i]));
 	pthread_mutex_unlock(&list_lock);
-	info->cached_bytes = cached;
+	info->cached_bytes += cached;
 	info->alloc_calls += na;
 	info->free_calls += nf;
 }

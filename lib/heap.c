@@ -57,6 +57,12 @@ struct arena {
 	 * pages up to win_next are committed, its own break.  Thread caches
 	 * tell their arena's blocks by it (osa_heap_home). */
 	uintptr_t win_lo, win_next, win_end;
+	/* Blocks of this arena that threads of other arenas freed, still
+	 * cached and linked as in a thread cache, by class: a refill of a
+	 * cache of this arena takes a class's chain whole. */
+	osa_block *returned[OSA_CACHE_CLASSES];
+	uint16_t nreturned[OSA_CACHE_CLASSES];
+	size_t returned_bytes;
 };
 
 static struct {
@@ -994,6 +1000,129 @@ bool osa_heap_contains(uintptr_t ptr)
 	return false;
 }
 
+/* ---- blocks returned to their arena ---- */
+
+/* The arena whose window holds block b, or NULL. */
+static struct arena *window_of(const osa_block *b)
+{
+	uintptr_t a = (uintptr_t)b;
+	for (unsigned k = 0; k < OSA_ARENAS; k++)
+		if (a - H.arenas[k].win_lo <
+		    H.arenas[k].win_end - H.arenas[k].win_lo)
+			return &H.arenas[k];
+	return NULL;
+}
+
+/* Takes cached block b off a chain (its link verified); the next one. */
+static osa_block *chain_next(osa_block *b)
+{
+	uintptr_t *w = (uintptr_t *)(b + 1);
+	if (OSA_UNLIKELY(w[1] != osa_link_check(b, w[0]) ||
+			 !osa_header_cached(b)))
+		heap_corrupt(OSA_E_FREE_LIST, w);
+	return (osa_block *)(w[0] ^ osa_keys.link);
+}
+
+static void chain_push(osa_block **head, osa_block *b)
+{
+	uintptr_t *w = (uintptr_t *)(b + 1);
+	uintptr_t enc = (uintptr_t)*head ^ osa_keys.link;
+	w[0] = enc;
+	w[1] = osa_link_check(b, enc);
+	*head = b;
+}
+
+/* A cached block back to the heap proper. */
+static void free_cached(osa_block *b)
+{
+	((uintptr_t *)(b + 1))[1] = 0;
+	osa_header_toggle_cached(b);
+	osa_heap_free(b);
+}
+
+void osa_heap_return(osa_block *chain)
+{
+	while (chain) {
+		osa_block *b = chain, *next = chain_next(b);
+		struct arena *a = window_of(b);
+		size_t size = osa_block_size(b), c = size >> 4;
+		if (OSA_UNLIKELY(c < 2 || c >= OSA_CACHE_CLASSES))
+			heap_corrupt(OSA_E_HEADER, osa_block_to_ptr(b));
+		if (a && a->nreturned[c] < osa_cache_limit(c)) {
+			chain_push(&a->returned[c], b);
+			a->nreturned[c]++;
+			a->returned_bytes += size;
+		} else {
+			free_cached(b); /* outside the windows, or enough */
+		}
+		chain = next;
+	}
+}
+
+osa_block *osa_heap_take_returned(unsigned arena, size_t cls, unsigned *n)
+{
+	assert(arena >= 1 && arena <= OSA_ARENAS);
+	assert(cls >= 2 && cls < OSA_CACHE_CLASSES);
+	struct arena *a = &H.arenas[arena - 1];
+	osa_block *chain = a->returned[cls];
+	*n = a->nreturned[cls];
+	a->returned[cls] = NULL;
+	a->nreturned[cls] = 0;
+	a->returned_bytes -= *n * cls * 16;
+	return chain;
+}
+
+void osa_heap_release_returned(void)
+{
+	for (unsigned k = 0; k < OSA_ARENAS; k++)
+		for (size_t c = 2; c < OSA_CACHE_CLASSES; c++) {
+			unsigned n;
+			osa_block *b = osa_heap_take_returned(k + 1, c, &n);
+			while (b) {
+				osa_block *next = chain_next(b);
+				free_cached(b);
+				b = next;
+			}
+		}
+}
+
+static size_t returned_bytes(void)
+{
+	size_t n = 0;
+	for (unsigned k = 0; k < OSA_ARENAS; k++)
+		n += H.arenas[k].returned_bytes;
+	return n;
+}
+
+static int check_fail(enum osa_cause cause, const void *p);
+
+static int check_returned(void)
+{
+	for (unsigned k = 0; k < OSA_ARENAS; k++) {
+		const struct arena *a = &H.arenas[k];
+		size_t bytes = 0;
+		for (size_t c = 2; c < OSA_CACHE_CLASSES; c++) {
+			unsigned n = 0;
+			for (osa_block *b = a->returned[c]; b; n++) {
+				uintptr_t *w = (uintptr_t *)(b + 1);
+				if (!osa_pagemap_is_start((uintptr_t)w) ||
+				    w[1] != osa_link_check(b, w[0]) ||
+				    !osa_header_cached(b) ||
+				    osa_block_size(b) != c * 16 ||
+				    window_of(b) != a || n >= a->nreturned[c])
+					return check_fail(OSA_E_FREE_LIST, w);
+				b = (osa_block *)(w[0] ^ osa_keys.link);
+			}
+			if (n != a->nreturned[c])
+				return check_fail(OSA_E_STATE, a);
+			bytes += n * c * 16;
+		}
+		if (bytes != a->returned_bytes)
+			return check_fail(OSA_E_STATE, a);
+	}
+	return 0;
+}
+
 void osa_heap_home(unsigned arena, uintptr_t *lo, size_t *len)
 {
 	assert(arena >= 1 && arena <= OSA_ARENAS);
@@ -1012,6 +1141,7 @@ unsigned osa_heap_arena_of(uintptr_t ptr)
 
 void osa_heap_stats(struct os_mallinfo *info)
 {
+	info->cached_bytes += returned_bytes();
 	info->heap_bytes = H.heap_bytes;
 	info->heap_segments = H.nsegs;
 	info->heap_free_bytes = H.free_bytes;
@@ -1130,5 +1260,7 @@ int osa_heap_check_all(void)
 	if (free_bytes != H.free_bytes || used_bytes != H.used_bytes ||
 	    bytes != H.heap_bytes || n != H.nsegs)
 		return check_fail(OSA_E_STATE, &H);
+	if (check_returned())
+		return -1;
 	return check_bins(&nfree);
 }

@@ -262,6 +262,16 @@ bool osa_heap_contains(uintptr_t ptr); /* inside one of our segments */
 /* Arena `arena`'s (1-based) window: its blocks lie in [*lo, *lo + *len),
  * unless it had to map a segment elsewhere. */
 void osa_heap_home(unsigned arena, uintptr_t *lo, size_t *len);
+/* Takes a chain of cached blocks (linked as in a thread cache) that a
+ * thread freed for other arenas: each waits in its arena, by class, for
+ * a refill there (osa_heap_take_returned), up to osa_cache_limit blocks
+ * a class; the rest go to the free lists. */
+void osa_heap_return(osa_block *chain);
+/* Arena `arena`'s (1-based) returned blocks of class cls, a chain of *n
+ * cached blocks. */
+osa_block *osa_heap_take_returned(unsigned arena, size_t cls, unsigned *n);
+/* Every arena's returned blocks to its free lists (tests). */
+void osa_heap_release_returned(void);
 /* The arena (1-based) of the segment holding ptr; 0: none. */
 unsigned osa_heap_arena_of(uintptr_t ptr);
 int osa_heap_check_all(void);          /* -1 after reporting */
@@ -286,6 +296,13 @@ void osa_large_lock_all(void);
 void osa_large_unlock_all(bool child);
 
 /* ---- cache.c: per-thread caches of small blocks ---- */
+/* How many blocks of class cls (cls * 16 bytes) a cache holds at most:
+ * 32 KiB, but 16 to 256 blocks. */
+OSA_INLINE unsigned osa_cache_limit(size_t cls)
+{
+	size_t n = 32768 / (cls * 16);
+	return (unsigned)(n < 16 ? 16 : n > 256 ? 256 : n);
+}
 struct osa_tcache {
 	/* A cache line's worth of padding at either end: the counters are
 	 * written on every call, and no other thread's block or cache may

@@ -1,8 +1,9 @@
 /* os.c - every system call libosalloc makes, and nothing else.
  *
- * The rest of the library never calls sbrk, mmap, munmap, mremap, mprotect,
- * madvise, getrandom or write itself.  That keeps it portable and lets the tests make
- * any of these calls fail on purpose (osa_sys_fail_nth).
+ * The rest of the library never calls sbrk, mmap, munmap, mremap,
+ * mprotect, madvise, getrandom or write itself.  That keeps it portable and
+ * lets the tests make any of these calls fail on purpose
+ * (osa_sys_fail_nth).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
