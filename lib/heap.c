@@ -1002,11 +1002,13 @@ bool osa_heap_contains(uintptr_t ptr)
 
 /* ---- blocks returned to their arena ---- */
 
-/* The arena whose window holds block b, or NULL. */
+/* The arena whose window holds block b, or NULL: the reservations first,
+ * then arena 0's span, which is not reserved (its segment decides where a
+ * block goes when it is freed; this only decides which threads reuse it). */
 static struct arena *window_of(const osa_block *b)
 {
 	uintptr_t a = (uintptr_t)b;
-	for (unsigned k = 0; k < OSA_ARENAS; k++)
+	for (unsigned k = OSA_ARENAS; k-- > 0;)
 		if (a - H.arenas[k].win_lo <
 		    H.arenas[k].win_end - H.arenas[k].win_lo)
 			return &H.arenas[k];
@@ -1048,7 +1050,8 @@ void osa_heap_return(osa_block *chain)
 		size_t size = osa_block_size(b), c = size >> 4;
 		if (OSA_UNLIKELY(c < 2 || c >= OSA_CACHE_CLASSES))
 			heap_corrupt(OSA_E_HEADER, osa_block_to_ptr(b));
-		if (a && a->nreturned[c] < osa_cache_limit(c)) {
+		if (a && a->nreturned[c] < osa_cache_limit(c) &&
+		    a->returned_bytes + size <= OSA_RETURNED_MAX) {
 			chain_push(&a->returned[c], b);
 			a->nreturned[c]++;
 			a->returned_bytes += size;

@@ -53,6 +53,9 @@ enum {
  * brk, the others in a reservation of OSA_ARENA_WINDOW each. */
 #define OSA_ARENA_WINDOW ((size_t)1 << 30)
 #define OSA_HOME_SPAN ((size_t)1 << 36)
+/* Bytes of blocks freed for another arena that wait there for a refill;
+ * beyond, they go to its free lists. */
+#define OSA_RETURNED_MAX ((size_t)256 << 10)
 
 /* Largest request served at all: keeps every later size computation
  * (header, alignment padding, page rounding) far from overflow. */
@@ -265,7 +268,7 @@ void osa_heap_home(unsigned arena, uintptr_t *lo, size_t *len);
 /* Takes a chain of cached blocks (linked as in a thread cache) that a
  * thread freed for other arenas: each waits in its arena, by class, for
  * a refill there (osa_heap_take_returned), up to osa_cache_limit blocks
- * a class; the rest go to the free lists. */
+ * a class and OSA_RETURNED_MAX bytes; the rest go to the free lists. */
 void osa_heap_return(osa_block *chain);
 /* Arena `arena`'s (1-based) returned blocks of class cls, a chain of *n
  * cached blocks. */

@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -376,7 +377,37 @@ static int scenario_populate(void)
 	return TST_CHILD_OK;
 }
 
+/* A second thread's first allocation: its arena's window, 1 GiB of
+ * address space reserved with one mmap (PROT_NONE), of which the first
+ * 128 KiB are made usable with one mprotect; no brk.  (The block-start
+ * map may map a leaf for the new range too.) */
+static void *arena_thread(void *arg)
+{
+	void **out = arg;
+	tst_mark("thread");
+	out[0] = os_malloc(100);
+	tst_mark("thread-end");
+	return NULL;
+}
+
+static int scenario_arena(void)
+{
+	warm_up_libc();
+	void *mine = os_malloc(100), *theirs = NULL;
+	TST_CHILD_REQUIRE(mine != NULL, "os_malloc in the main thread");
+	pthread_t t;
+	TST_CHILD_REQUIRE(pthread_create(&t, NULL, arena_thread, &theirs) == 0,
+			  "pthread_create");
+	TST_CHILD_REQUIRE(pthread_join(t, NULL) == 0, "pthread_join");
+	TST_CHILD_REQUIRE(theirs != NULL, "os_malloc in the thread");
+	printf("main=%p thread=%p\n", mine, theirs);
+	os_free(theirs);
+	os_free(mine);
+	return 0;
+}
+
 static const struct tst_scenario scenarios[] = {
+	{"arena", scenario_arena},
 	{"populate", scenario_populate},
 	{"trim", scenario_trim},
 	{"hugepage", scenario_hugepage},
@@ -759,6 +790,51 @@ START_TEST(test_strace_pages_about_to_be_written_are_populated_in_one_call)
 }
 END_TEST
 
+START_TEST(test_strace_a_second_thread_reserves_its_arena)
+{
+	char *trace;
+	struct tst_child c;
+	if (!traced_calls("arena", NULL, "brk,mmap,mprotect", &trace, &c))
+		return;
+	ck_assert_int_eq(count(trace, "thread", "thread-end", "brk"), 0);
+	long maps = count(trace, "thread", "thread-end", "mmap");
+	ck_assert_msg(maps >= 1 && maps <= 2, "%ld mmap calls", maps);
+	ck_assert_int_eq(count(trace, "thread", "thread-end", "mprotect"), 1);
+	char *text = section(trace, "thread", "thread-end");
+	unsigned long len = 0, at = 0, prot_at = 0, prot_len = 0;
+	const char *m = strstr(text, "PROT_NONE");
+	ck_assert_msg(m && !strstr(m + 1, "PROT_NONE"),
+		      "not one reservation in:\n%.2000s", text);
+	while (m > text && m[-1] != '\n' && m[-1] != ']')
+		m--;
+	m = strstr(m, "mmap(NULL, ");
+	const char *p = strstr(text, "mprotect(");
+	ck_assert_msg(m && sscanf(m, "mmap(NULL, %lu, PROT_NONE, "
+				     "MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE",
+				  &len) == 1 &&
+			      strstr(m, ") = 0x") &&
+			      sscanf(strstr(m, ") = 0x"), ") = 0x%lx", &at) == 1,
+		      "no reservation in:\n%.2000s", text);
+	ck_assert_msg(p && sscanf(p, "mprotect(0x%lx, %lu, "
+				     "PROT_READ|PROT_WRITE) = 0",
+				  &prot_at, &prot_len) == 2,
+		      "no mprotect in:\n%.2000s", text);
+	ck_assert_uint_eq(len, 1ul << 30);
+	ck_assert_uint_eq(prot_at, at);
+	ck_assert_uint_eq(prot_len, 128 * KiB);
+	free(text);
+	void *mine = NULL, *theirs = NULL;
+	ck_assert_int_eq(sscanf(c.out, "main=%p thread=%p", &mine, &theirs), 2);
+	ck_assert_msg((uintptr_t)theirs - at < 128 * KiB,
+		      "the thread's block %p is not in its window at 0x%lx",
+		      theirs, at);
+	ck_assert_msg((uintptr_t)mine - at >= 1ul << 30,
+		      "the main thread's block %p is in the window", mine);
+	free(trace);
+	tst_child_release(&c);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("syscalls");
@@ -783,6 +859,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc,
 		       test_strace_trim_threshold_grows_when_trimmed_pages_return);
 	tcase_add_test(tc, test_strace_mappings_of_2mib_and_more_ask_for_huge_pages);
+	tcase_add_test(tc, test_strace_a_second_thread_reserves_its_arena);
 	tcase_add_test(tc,
 		       test_strace_pages_about_to_be_written_are_populated_in_one_call);
 	suite_add_tcase(s, tc);

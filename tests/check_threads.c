@@ -451,6 +451,75 @@ START_TEST(test_threads_side_by_side_never_get_neighbouring_blocks)
 }
 END_TEST
 
+static void *malloc_one(void *arg)
+{
+	void **out = arg;
+	*out = os_malloc(100);
+	return NULL;
+}
+
+/* The arena (1-based) of heap block p. */
+static unsigned arena_of(const void *p)
+{
+	osa_heap_lock_acquire();
+	unsigned a = osa_heap_arena_of((uintptr_t)p);
+	osa_heap_lock_release();
+	return a;
+}
+
+/* A thread whose window cannot be reserved (address space limit) shares
+ * the brk heap; the next thread tries again. */
+START_TEST(test_a_thread_without_a_window_uses_the_brk_heap)
+{
+	void *mine = os_malloc(100), *p = NULL, *q = NULL;
+	ck_assert_ptr_nonnull(mine);
+	ck_assert_uint_eq(arena_of(mine), 1);
+	pthread_t t;
+	osa_sys_fail_nth(1, OSA_SYS_MMAP); /* the reservation */
+	ck_assert_int_eq(pthread_create(&t, NULL, malloc_one, &p), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	osa_sys_fail_nth(0, 0);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_uint_eq(arena_of(p), 1);
+	osa_tcache_flush_self(); /* else the next thread adopts its cache */
+	ck_assert_int_eq(pthread_create(&t, NULL, malloc_one, &q), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert_ptr_nonnull(q);
+	ck_assert_uint_gt(arena_of(q), 1);
+	os_free(q);
+	os_free(p);
+	os_free(mine);
+	assert_all_returned();
+}
+END_TEST
+
+/* When its window cannot be made usable, an arena continues in a mapping
+ * of its own, outside the window. */
+START_TEST(test_an_arena_whose_window_fails_continues_in_a_mapping)
+{
+	void *mine = os_malloc(100), *p = NULL;
+	ck_assert_ptr_nonnull(mine);
+	pthread_t t;
+	osa_sys_fail_nth(1, OSA_SYS_SBRK); /* the window's mprotect */
+	ck_assert_int_eq(pthread_create(&t, NULL, malloc_one, &p), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	osa_sys_fail_nth(0, 0);
+	ck_assert_ptr_nonnull(p);
+	unsigned a = arena_of(p);
+	ck_assert_uint_gt(a, 1);
+	uintptr_t lo;
+	size_t len;
+	osa_heap_home(a, &lo, &len);
+	ck_assert_uint_eq(len, OSA_ARENA_WINDOW);
+	ck_assert_msg((uintptr_t)p - lo >= len, "%p is in the window", p);
+	memset(p, 7, 100);
+	ck_assert_int_eq(os_heap_check(), 0);
+	os_free(p);
+	os_free(mine);
+	assert_all_returned();
+}
+END_TEST
+
 static int free_again(void *p)
 {
 	os_free(p);
@@ -626,6 +695,8 @@ static Suite *make_suite(void)
 	add(s, "thread_exit_bound",
 	    test_thread_exit_keeps_a_bounded_cache_and_gives_the_rest_back);
  	add(s, "arenas", test_threads_side_by_side_never_get_neighbouring_blocks);
+	add(s, "arena_no_window", test_a_thread_without_a_window_uses_the_brk_heap);
+	add(s, "arena_window_fails", test_an_arena_whose_window_fails_continues_in_a_mapping);
 	add(s, "arena_return", test_blocks_freed_by_another_thread_go_back_to_their_arena);
 	add(s, "grow", test_threads_grow_blocks_across_the_mmap_threshold);
 	return s;
