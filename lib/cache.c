@@ -6,9 +6,13 @@
  * a keyed check of the block address and the link: the check proves the link
  * unmodified before it is followed.  A cached block's header check carries the
  * `cached` key, so a second free is recognised from the header alone.  Refill
- * and flush move batches under one lock acquisition.  When a thread exits,
- * its cache is parked, blocks and all, for the next thread to adopt (within
- * a bound).  The fast paths live in fastpath.h; this file has the slow ones.
+ * and flush move batches under one lock acquisition.  A block of another
+ * arena (outside the cache's home window) goes to class 0 whatever its size,
+ * and back to its arena in a batch; a refill first takes what other threads
+ * returned to the cache's arena.  When a thread exits, its cache is parked,
+ * blocks and all, for the next thread to adopt (within a bound): a thread
+ * whose first call is a free takes one of that block's arena.  The fast
+ * paths live in fastpath.h; this file has the slow ones.
  */
 #include "internal.h"
 

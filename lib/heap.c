@@ -1,4 +1,5 @@
-/* heap.c - the brk heap: segments, blocks, best-fit bins, split, coalesce.
+/* heap.c - the heap: arenas, segments, blocks, best-fit bins, split,
+ * coalesce, and the blocks returned to their arena.
  *
  * Owns every block below the mmap threshold.  Memory comes in segments: the
  * first is one sbrk of the preallocation size; later growth extends the
@@ -6,10 +7,20 @@
  * starts a new segment (sbrk elsewhere, or an mmap when brk fails).  Segments
  * never merge.  Each segment ends in a fence header and keeps its free space
  * at the end as a TOP block.  Free blocks live in segregated bins (exact 16-byte
- * classes below 1 KiB, 8 per power of two above) found with a bitmap, so every
- * operation is O(1) in the number of blocks.  Invariants: no two adjacent
- * blocks are free; a free block's successor has PREV_FREE set; every block
- * start has its pagemap bit.  All functions here run with osa_heap_lock held.
+ * classes below 1 KiB, 16 per power of two above) found with a bitmap, so
+ * every operation is O(1) in the number of blocks.
+ *
+ * There are OSA_ARENAS arenas, each with its own bins and segments: arena 0
+ * is the brk heap, the others grow the same way inside a reserved window of
+ * address space.  A thread allocates from its arena (given in turn at its
+ * first allocation, or taken over with a parked cache); a block goes back to
+ * the arena of its segment.  Blocks that a thread freed for another arena
+ * wait there, by class, for that arena's next refill.
+ *
+ * Invariants: no two adjacent blocks are free; a free block's successor has
+ * PREV_FREE set; every block start has its pagemap bit; a segment and its
+ * free blocks belong to one arena.  All functions here run with
+ * osa_heap_lock held.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* PTHREAD_ADAPTIVE_MUTEX_INITIALIZER_NP */
