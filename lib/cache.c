@@ -122,6 +122,19 @@ static bool adopt(struct osa_tcache *tc)
 	return true;
 }
 
+static void retire(struct osa_tcache *tc);
+
+/* Puts back a cache taken from the pool that could not be adopted; if
+ * exiting threads filled the pool meanwhile, it goes to the heap. */
+static void repark(struct osa_tcache *tc)
+{
+	pthread_mutex_lock(&list_lock);
+	bool back = park(tc);
+	pthread_mutex_unlock(&list_lock);
+	if (!back)
+		retire(tc);
+}
+
 /* Gives the calling thread a cache (NULL: none now): a parked one, or a
  * new one.  Takes the heap lock itself, and calls pthread_setspecific
  * outside it: that may allocate. */
@@ -139,11 +152,7 @@ struct osa_tcache *osa_tcache_create(void)
 	if (old) {
 		if (adopt(old))
 			return old;
-		pthread_mutex_lock(&list_lock);
-		bool back = park(old); /* its slot is still free */
-		pthread_mutex_unlock(&list_lock);
-		assert(back && "the pool had room for what it gave");
-		(void)back;
+		repark(old);
 		return NULL;
 	}
 	size_t dirty, home_len;
@@ -185,11 +194,7 @@ struct osa_tcache *osa_tcache_adopt_arena(unsigned arena)
 	pthread_mutex_unlock(&list_lock);
 	if (!tc || adopt(tc))
 		return tc;
-	pthread_mutex_lock(&list_lock);
-	bool back = park(tc); /* its slot is still free */
-	pthread_mutex_unlock(&list_lock);
-	assert(back && "the pool had room for what it gave");
-	(void)back;
+	repark(tc);
 	osa_tcache_self = NULL; /* as before: a cache at the first malloc */
 	return NULL;
 }
@@ -252,6 +257,7 @@ void *osa_tcache_refill(struct osa_tcache *tc, size_t cls)
 		n = tc->limit[cls] > tc->count[cls] ? tc->limit[cls] - tc->count[cls]
 						    : 1;
 	osa_heap_lock_acquire();
+	osa_heap_home(tc->arena, &tc->home_lo, &tc->home_len); /* may shrink */
 	take_returned(tc, cls);
 	if (tc->head[cls]) {
 		osa_heap_lock_release();

@@ -499,6 +499,9 @@ static bool reserve_window(struct arena *a)
 		return false;
 	a->win_lo = a->win_next = (uintptr_t)m;
 	a->win_end = (uintptr_t)m + OSA_ARENA_WINDOW;
+	struct arena *z = &H.arenas[0]; /* its span ends below any window */
+	if (z->win_lo && a->win_lo - z->win_lo < z->win_end - z->win_lo)
+		z->win_end = a->win_lo;
 	return true;
 }
 
@@ -814,12 +817,15 @@ static osa_block *arena_alloc(size_t size, size_t *dirty)
 osa_block *osa_heap_alloc(size_t size, size_t *dirty)
 {
 	assert(size >= OSA_MIN_BLOCK && size % 16 == 0);
+	int saved = errno; /* a fallback that succeeds leaves it alone */
 	enter_thread_arena();
 	osa_block *b = arena_alloc(size, dirty);
 	if (OSA_UNLIKELY(!b) && A != &H.arenas[0]) {
 		A = &H.arenas[0]; /* no new mapping: the brk heap may serve */
 		b = arena_alloc(size, dirty);
 	}
+	if (b)
+		errno = saved;
 	return b;
 }
 
@@ -1013,9 +1019,10 @@ bool osa_heap_contains(uintptr_t ptr)
 
 /* ---- blocks returned to their arena ---- */
 
-/* The arena whose window holds block b, or NULL: the reservations first,
- * then arena 0's span, which is not reserved (its segment decides where a
- * block goes when it is freed; this only decides which threads reuse it). */
+/* The arena whose threads reuse block b once it is returned: the one whose
+ * window holds it (the reservations first, then arena 0's span), else the
+ * one of its segment (a mapping an arena continued in).  Where b goes when
+ * it is freed is always its segment's arena. */
 static struct arena *window_of(const osa_block *b)
 {
 	uintptr_t a = (uintptr_t)b;
@@ -1023,7 +1030,8 @@ static struct arena *window_of(const osa_block *b)
 		if (a - H.arenas[k].win_lo <
 		    H.arenas[k].win_end - H.arenas[k].win_lo)
 			return &H.arenas[k];
-	return NULL;
+	const struct osa_segment *s = segment_of(a);
+	return s && s->arena < OSA_ARENAS ? &H.arenas[s->arena] : NULL;
 }
 
 /* Takes cached block b off a chain (its link verified); the next one. */

@@ -376,11 +376,15 @@ static void release(const void *ptr, enum kind kind, osa_block *b)
  * block's arena, if there is one, so that the memory keeps to the threads
  * that use it.  A cache that went to another thread would mix two
  * threads' blocks in one arena, line by line. */
+static __thread bool adoption_tried
+	__attribute__((tls_model("initial-exec")));
+
 OSA_COLD static void adopt_for_free(const void *ptr)
 {
 	bool off = osa_opt.cache == 0 || (osa_opt.cache < 0 && osa_on_valgrind);
-	if (off)
+	if (off || adoption_tried)
 		return;
+	adoption_tried = true; /* once: a thread that only frees pays it once */
 	osa_heap_lock_acquire();
 	unsigned arena = osa_heap_arena_of((uintptr_t)ptr);
 	osa_heap_lock_release();

@@ -12,6 +12,7 @@
  */
 #include "common.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -451,10 +452,14 @@ START_TEST(test_threads_side_by_side_never_get_neighbouring_blocks)
 }
 END_TEST
 
+static int malloc_one_errno;
+
 static void *malloc_one(void *arg)
 {
 	void **out = arg;
+	errno = 0;
 	*out = os_malloc(100);
+	malloc_one_errno = errno;
 	return NULL;
 }
 
@@ -480,6 +485,7 @@ START_TEST(test_a_thread_without_a_window_uses_the_brk_heap)
 	ck_assert_int_eq(pthread_join(t, NULL), 0);
 	osa_sys_fail_nth(0, 0);
 	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(malloc_one_errno, 0);
 	ck_assert_uint_eq(arena_of(p), 1);
 	osa_tcache_flush_self(); /* else the next thread adopts its cache */
 	ck_assert_int_eq(pthread_create(&t, NULL, malloc_one, &q), 0);
@@ -505,6 +511,7 @@ START_TEST(test_an_arena_whose_window_fails_continues_in_a_mapping)
 	ck_assert_int_eq(pthread_join(t, NULL), 0);
 	osa_sys_fail_nth(0, 0);
 	ck_assert_ptr_nonnull(p);
+	ck_assert_int_eq(malloc_one_errno, 0); /* the fallback succeeded */
 	unsigned a = arena_of(p);
 	ck_assert_uint_gt(a, 1);
 	uintptr_t lo;
