@@ -83,30 +83,36 @@ static bool park(struct osa_tcache *tc)
 }
 
 /* The most recently parked cache, or NULL (list_lock held). */
-static struct osa_tcache *unpark(void)
+/* Takes parked[i] out of the pool (list_lock held). */
+static struct osa_tcache *take_parked(unsigned i)
 {
-	if (!nparked)
-		return NULL;
-	struct osa_tcache *tc = parked[--nparked];
+	struct osa_tcache *tc = parked[i];
+	memmove(&parked[i], &parked[i + 1], (nparked - 1 - i) * sizeof parked[0]);
+	nparked--;
 	parked_bytes -= cache_bytes(tc);
 	return tc;
+}
+
+static struct osa_tcache *unpark(void)
+{
+	return nparked ? take_parked(nparked - 1) : NULL;
 }
 
 /* The most recently parked cache of arena `arena`, or NULL (list_lock
  * held). */
 static struct osa_tcache *unpark_arena(unsigned arena)
 {
-	for (unsigned i = nparked; i-- > 0;) {
-		struct osa_tcache *tc = parked[i];
-		if (tc->arena != arena)
-			continue;
-		memmove(&parked[i], &parked[i + 1],
-			(nparked - 1 - i) * sizeof parked[0]);
-		nparked--;
-		parked_bytes -= cache_bytes(tc);
-		return tc;
-	}
+	for (unsigned i = nparked; i-- > 0;)
+		if (parked[i]->arena == arena)
+			return take_parked(i);
 	return NULL;
+}
+
+bool osa_tcache_possible(void)
+{
+	bool off = osa_opt.cache == 0 || (osa_opt.cache < 0 && osa_on_valgrind);
+	return !off && !osa_opt.zero && !osa_opt.junk && osa_opt.check < 2 &&
+	       exit_key_ok;
 }
 
 /* Registers tc as the calling thread's (its destructor runs at exit). */
@@ -140,9 +146,7 @@ static void repark(struct osa_tcache *tc)
  * outside it: that may allocate. */
 struct osa_tcache *osa_tcache_create(void)
 {
-	bool off = osa_opt.cache == 0 || (osa_opt.cache < 0 && osa_on_valgrind);
-	if (off || osa_opt.zero || osa_opt.junk || osa_opt.check >= 2 ||
-	    !exit_key_ok) {
+	if (!osa_tcache_possible()) {
 		osa_tcache_self = &no_cache;
 		return NULL;
 	}

@@ -1046,10 +1046,7 @@ static osa_block *chain_next(osa_block *b)
 
 static void chain_push(osa_block **head, osa_block *b)
 {
-	uintptr_t *w = (uintptr_t *)(b + 1);
-	uintptr_t enc = (uintptr_t)*head ^ osa_keys.link;
-	w[0] = enc;
-	w[1] = osa_link_check(b, enc);
+	osa_link_put(b, *head);
 	*head = b;
 }
 
@@ -1155,10 +1152,8 @@ void osa_heap_home(unsigned arena, uintptr_t *lo, size_t *len)
 
 unsigned osa_heap_arena_of(uintptr_t ptr)
 {
-	for (struct osa_segment *s = H.segs; s; s = s->next)
-		if (ptr >= (uintptr_t)s && ptr < s->end)
-			return s->arena < OSA_ARENAS ? s->arena + 1 : 0;
-	return 0;
+	const struct osa_segment *s = segment_of(ptr);
+	return s && s->arena < OSA_ARENAS ? s->arena + 1 : 0;
 }
 
 void osa_heap_stats(struct os_mallinfo *info)

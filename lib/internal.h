@@ -330,6 +330,8 @@ struct osa_tcache {
 extern __thread struct osa_tcache *osa_tcache_self
     __attribute__((tls_model("initial-exec")));
 void osa_tcache_init(void);
+/* Caches are on (options, valgrind) and can be registered. */
+bool osa_tcache_possible(void);
 struct osa_tcache *osa_tcache_create(void); /* NULL: no cache here */
 /* Adopts a parked cache of arena `arena` (1-based) for the calling thread,
  * which has none yet; NULL when no such cache is parked. */
@@ -354,6 +356,15 @@ OSA_INLINE uintptr_t osa_link_check(const osa_block *b, uintptr_t enc)
 	return osa_mix(enc ^ ((uintptr_t)b << 1) ^ osa_keys.link);
 }
 
+/* Links cached block b to next: encoded, with its keyed check. */
+OSA_INLINE void osa_link_put(osa_block *b, const osa_block *next)
+{
+	uintptr_t *w = (uintptr_t *)(b + 1);
+	uintptr_t enc = (uintptr_t)next ^ osa_keys.link;
+	w[0] = enc;
+	w[1] = osa_link_check(b, enc);
+}
+
 /* Marks b cached (push) or back in use (pop), given its current check:
  * only b's owner writes its check, so a plain relaxed store suffices. */
 OSA_INLINE void osa_header_flip_cached(osa_block *b, uintptr_t check)
@@ -369,10 +380,7 @@ OSA_INLINE void osa_header_toggle_cached(osa_block *b)
 OSA_INLINE void osa_tcache_push_marked(struct osa_tcache *tc, size_t cls,
 				       osa_block *b)
 {
-	uintptr_t *w = (uintptr_t *)(b + 1);
-	uintptr_t enc = (uintptr_t)tc->head[cls] ^ osa_keys.link;
-	w[0] = enc;
-	w[1] = osa_link_check(b, enc);
+	osa_link_put(b, tc->head[cls]);
 	tc->head[cls] = b;
 	__atomic_store_n(&tc->count[cls], tc->count[cls] + 1, __ATOMIC_RELAXED);
 }

@@ -381,8 +381,7 @@ static __thread bool adoption_tried
 
 OSA_COLD static void adopt_for_free(const void *ptr)
 {
-	bool off = osa_opt.cache == 0 || (osa_opt.cache < 0 && osa_on_valgrind);
-	if (off || adoption_tried)
+	if (adoption_tried || !osa_tcache_possible())
 		return;
 	adoption_tried = true; /* once: a thread that only frees pays it once */
 	osa_heap_lock_acquire();
