@@ -527,6 +527,68 @@ START_TEST(test_an_arena_whose_window_fails_continues_in_a_mapping)
 }
 END_TEST
 
+struct lineage {
+	void *p[2];
+	pthread_barrier_t *both; /* both have a cache before either exits */
+	pthread_mutex_t *exit;   /* held by the test until this may exit */
+};
+
+static void *keep_one_free_one(void *arg)
+{
+	struct lineage *l = arg;
+	l->p[0] = os_malloc(100); /* kept: the next thread frees it */
+	void *q = os_malloc(100);
+	os_free(q);
+	pthread_barrier_wait(l->both);
+	pthread_mutex_lock(l->exit);
+	pthread_mutex_unlock(l->exit);
+	return NULL;
+}
+
+static void *take_over(void *arg)
+{
+	void **io = arg;
+	os_free(io[0]); /* the first call: a free */
+	io[1] = os_malloc(100);
+	return NULL;
+}
+
+/* A thread whose first call frees a block takes over the kept cache of
+ * that block's arena, not the one kept last: like a server thread that
+ * takes over another's data, it keeps to that memory. */
+START_TEST(test_a_thread_that_starts_by_freeing_takes_over_that_arena)
+{
+	TST_SKIP_UNDER_VALGRIND("no thread caches under valgrind");
+	pthread_barrier_t both;
+	pthread_mutex_t exit_mine = PTHREAD_MUTEX_INITIALIZER;
+	pthread_mutex_t exit_other = PTHREAD_MUTEX_INITIALIZER;
+	ck_assert_int_eq(pthread_barrier_init(&both, NULL, 2), 0);
+	static struct lineage mine, other;
+	mine.both = other.both = &both;
+	mine.exit = &exit_mine;
+	other.exit = &exit_other;
+	pthread_mutex_lock(&exit_mine);
+	pthread_mutex_lock(&exit_other);
+	pthread_t tm, to, t;
+	ck_assert_int_eq(pthread_create(&tm, NULL, keep_one_free_one, &mine), 0);
+	ck_assert_int_eq(pthread_create(&to, NULL, keep_one_free_one, &other),
+			 0);
+	/* The other's cache is kept last. */
+	pthread_mutex_unlock(&exit_mine);
+	ck_assert_int_eq(pthread_join(tm, NULL), 0);
+	pthread_mutex_unlock(&exit_other);
+	ck_assert_int_eq(pthread_join(to, NULL), 0);
+	pthread_barrier_destroy(&both);
+	ck_assert_uint_ne(arena_of(mine.p[0]), arena_of(other.p[0]));
+	ck_assert_int_eq(pthread_create(&t, NULL, take_over, mine.p), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert_ptr_eq(mine.p[1], mine.p[0]); /* its cache, top block */
+	os_free(other.p[0]);
+	os_free(mine.p[1]);
+	assert_all_returned();
+}
+END_TEST
+
 static int free_again(void *p)
 {
 	os_free(p);
@@ -702,6 +764,7 @@ static Suite *make_suite(void)
 	add(s, "thread_exit_bound",
 	    test_thread_exit_keeps_a_bounded_cache_and_gives_the_rest_back);
  	add(s, "arenas", test_threads_side_by_side_never_get_neighbouring_blocks);
+	add(s, "arena_first_free", test_a_thread_that_starts_by_freeing_takes_over_that_arena);
 	add(s, "arena_no_window", test_a_thread_without_a_window_uses_the_brk_heap);
 	add(s, "arena_window_fails", test_an_arena_whose_window_fails_continues_in_a_mapping);
 	add(s, "arena_return", test_blocks_freed_by_another_thread_go_back_to_their_arena);
