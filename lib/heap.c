@@ -5,7 +5,9 @@
  * first is one sbrk of the preallocation size; later growth extends the
  * segment in place when the break is still where we left it, and otherwise
  * starts a new segment (sbrk elsewhere, or an mmap when brk fails).  Segments
- * never merge.  Each segment ends in a fence header and keeps its free space
+ * never merge.  A segment of OSA_HUGE_HEAP bytes or more grows to 2 MiB
+ * boundaries and asks for transparent huge pages.  Each segment ends in a
+ * fence header and keeps its free space
  * at the end as a TOP block.  Free blocks live in segregated bins (exact 16-byte
  * classes below 1 KiB, 16 per power of two above) found with a bitmap, so
  * every operation is O(1) in the number of blocks.
@@ -601,17 +603,47 @@ static void verify_top(const struct osa_segment *s)
 		heap_corrupt(OSA_E_HEADER, osa_block_to_ptr(s->top));
 }
 
+/* A segment of OSA_HUGE_HEAP bytes or more grows to a 2 MiB boundary, so
+ * that its pages can be transparent huge pages (see huge_hint). */
+static size_t huge_round(const struct osa_segment *s, uintptr_t at,
+			 size_t want)
+{
+	if (!s || at != s->end || s->length + want < OSA_HUGE_HEAP ||
+	    !osa_opt.thp)
+		return want;
+	return osa_align_up(at + want, OSA_HUGE_PAGE) - at;
+}
+
+/* Segment s is about to grow by the `len` bytes at p, its end: once it is
+ * OSA_HUGE_HEAP bytes or more, the pages from the 2 MiB boundary below p
+ * (from its start, the first time) are hinted for transparent huge pages,
+ * one fault per 2 MiB instead of 512 as the heap is carved.  This comes
+ * before anything is written there: a page touched first is a small one. */
+static void huge_hint(const struct osa_segment *s, uintptr_t p, size_t len)
+{
+	if (s->length + len < OSA_HUGE_HEAP || !osa_opt.thp || osa_on_valgrind)
+		return;
+	uintptr_t from = p & ~(uintptr_t)(OSA_HUGE_PAGE - 1);
+	if (s->length < OSA_HUGE_HEAP || from < (uintptr_t)s)
+		from = (uintptr_t)s;
+	osa_sys_madvise_hugepage((void *)from, p + len - from);
+}
+
 /* Commits `want` more bytes of the current arena's window, after the
  * current segment if it ends there; false when the window is full or the
  * commit fails. */
 static bool grow_window(struct osa_segment *s, size_t want)
 {
 	uintptr_t p = A->win_next;
+	size_t rounded = huge_round(s, p, want);
+	if (rounded <= A->win_end - p)
+		want = rounded;
 	if (want > A->win_end - p || !osa_pagemap_reserve(p, p + want) ||
 	    osa_sys_commit((void *)p, want) != 0)
 		return false;
 	A->win_next = p + want;
 	if (s && p == s->end && s->top) {
+		huge_hint(s, p, want);
 		seg_extend(s, want);
 		return true;
 	}
@@ -631,6 +663,7 @@ static bool heap_grow(size_t need)
 			return true;
 	} else if (!s || !s->from_mmap) {
 		uintptr_t brk_now = (uintptr_t)osa_sys_sbrk(0);
+		want = huge_round(s, brk_now, want);
 		if (brk_now != (uintptr_t)-1 &&
 		    osa_pagemap_reserve(brk_now, brk_now + want + OSA_PAGE)) {
 			/* Another party may move the break at any time: what
@@ -638,6 +671,7 @@ static bool heap_grow(size_t need)
 			uintptr_t p = (uintptr_t)osa_sys_sbrk((intptr_t)want);
 			if (p != (uintptr_t)-1) {
 				if (s && p == s->end && s->top) {
+					huge_hint(s, p, want);
 					seg_extend(s, want);
 					return true;
 				}

@@ -38,6 +38,7 @@ enum {
 					    pages are needed again ... */
 	OSA_TRIM_THRESHOLD_MAX = 32 * 1024 * 1024, /* ... up to this */
 	OSA_HUGE_PAGE = 2 * 1024 * 1024, /* mappings this large ask for THP */
+	OSA_HUGE_HEAP = 8 * 1024 * 1024, /* heap segments this large, too */
 	OSA_POPULATE_AHEAD = 64 * 1024, /* heap pages faulted in past TOP */
 	OSA_ARENAS = 4,              /* heap arenas, threads round robin */
 	OSA_CACHE_MAX_BLOCK = 1024,  /* largest block a thread cache holds */
@@ -419,6 +420,7 @@ struct osa_options {
 	int check; /* 1 default, 2 strict canaries */
 	int cache; /* -1: automatic (on unless under valgrind), 0, 1 */
 	bool stats;
+	bool thp; /* hint transparent huge pages (large blocks, big heaps) */
 };
 extern struct osa_options osa_opt;
 void osa_options_init(void);

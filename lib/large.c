@@ -129,7 +129,7 @@ static osa_block *place_header(uintptr_t ptr, size_t length)
 static void *map_large(size_t *length)
 {
 	size_t len = *length, whole = osa_align_up(len, OSA_HUGE_PAGE);
-	if (len < OSA_HUGE_PAGE)
+	if (len < OSA_HUGE_PAGE || !osa_opt.thp)
 		return osa_sys_mmap(len);
 	int saved = errno;
 	void *m = whole > len ? osa_sys_mmap(whole) : NULL;
@@ -259,7 +259,7 @@ void *osa_large_realloc(osa_block *b, size_t size)
 		errno = ENOMEM;
 		return NULL;
 	}
-	if (length >= OSA_HUGE_PAGE && e.length < OSA_HUGE_PAGE)
+	if (osa_opt.thp && length >= OSA_HUGE_PAGE && e.length < OSA_HUGE_PAGE)
 		osa_sys_madvise_hugepage(m, length);
 	else if (length > e.length && length < OSA_HUGE_PAGE)
 		/* The caller grows the block to fill it: fault the new pages

@@ -17,6 +17,7 @@ struct osa_options osa_opt = {
 	.check = 1,
 	.cache = -1, /* on, but off under valgrind unless cache=1 is given */
 	.stats = false,
+	.thp = true,
 };
 
 static void warn(const char *what, const char *name, size_t len)
@@ -77,6 +78,7 @@ static void set_junk(size_t v) { osa_opt.junk = v; }
 static void set_check(size_t v) { osa_opt.check = (int)v; }
 static void set_cache(size_t v) { osa_opt.cache = (int)v; }
 static void set_stats(size_t v) { osa_opt.stats = v; }
+static void set_thp(size_t v) { osa_opt.thp = v; }
 
 static const struct opt_desc table[] = {
 	{"mmap_threshold", 4096, 1u << 30, set_threshold},
@@ -86,6 +88,7 @@ static const struct opt_desc table[] = {
 	{"check", 1, 2, set_check},
 	{"cache", 0, 1, set_cache},
 	{"stats", 0, 1, set_stats},
+	{"thp", 0, 1, set_thp},
 };
 
 static void apply(const char *item, size_t len)

@@ -336,6 +336,34 @@ static int scenario_hugepage(void)
 	return TST_CHILD_OK;
 }
 
+/* 20 MiB of 4 KiB blocks, each written: the brk heap passes OSA_HUGE_HEAP
+ * (8 MiB) on the way. */
+static int scenario_big_heap(void)
+{
+	enum { N = 5120, SIZE = 4096 };
+	warm_up_libc();
+	void *first = os_malloc(100);
+	TST_CHILD_REQUIRE(first != NULL, "os_malloc");
+	static unsigned char *p[N];
+	tst_mark("grow");
+	for (int i = 0; i < N; i++) {
+		p[i] = os_malloc(SIZE);
+		TST_CHILD_REQUIRE(p[i] != NULL, "os_malloc #%d", i);
+		memset(p[i], i & 0xff, SIZE);
+	}
+	tst_mark("grow-end");
+	for (int i = 0; i < N; i++) {
+		TST_CHILD_REQUIRE(p[i][0] == (i & 0xff) &&
+					  p[i][SIZE - 1] == (i & 0xff),
+				  "block %d lost its contents", i);
+		os_free(p[i]);
+	}
+	os_free(first);
+	TST_CHILD_REQUIRE(os_heap_check() == 0, "heap check");
+	printf("first=%p\n", first);
+	return TST_CHILD_OK;
+}
+
 /* Pages about to be written are faulted in with one call
  * (MADV_POPULATE_WRITE): a zeroed large block under 2 MiB, the pages a
  * growing realloc asks for, and the pages a move copies into; of a zeroed
@@ -411,6 +439,7 @@ static const struct tst_scenario scenarios[] = {
 	{"populate", scenario_populate},
 	{"trim", scenario_trim},
 	{"hugepage", scenario_hugepage},
+	{"big_heap", scenario_big_heap},
 	{"first_small", scenario_first_small},
 	{"amortized", scenario_amortized},
 	{"large", scenario_large},
@@ -718,6 +747,91 @@ START_TEST(test_strace_mappings_of_2mib_and_more_ask_for_huge_pages)
 }
 END_TEST
 
+/* What the trace of the big_heap scenario shows about the heap's growth and
+ * its MADV_HUGEPAGE hints. */
+struct huge_growth {
+	unsigned long brks, brks_after_hint, unaligned_brks;
+	unsigned long hints, unaligned_hints, first_at, first_len;
+};
+
+static struct huge_growth huge_growth_of(const char *trace)
+{
+	struct huge_growth g = {0};
+	char *text = section(trace, "grow", "grow-end");
+	for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+		unsigned long at, len;
+		const char *b = strstr(line, "brk(0x");
+		const char *a = strstr(line, "madvise(0x");
+		if (b && sscanf(b, "brk(0x%lx)", &at) == 1) {
+			g.brks++;
+			g.brks_after_hint += g.hints > 0;
+			g.unaligned_brks += g.hints > 0 && at % OSA_HUGE_PAGE;
+		} else if (a && strstr(a, "MADV_HUGEPAGE") &&
+			   sscanf(a, "madvise(0x%lx, %lu,", &at, &len) == 2) {
+			if (g.hints++ == 0) {
+				g.first_at = at;
+				g.first_len = len;
+			} else if (at % OSA_HUGE_PAGE) {
+				g.unaligned_hints++;
+			}
+		}
+	}
+	free(text);
+	return g;
+}
+
+/* A brk heap that reaches 8 MiB asks for transparent huge pages: one
+ * MADV_HUGEPAGE from its start to the new break, then one for each growth,
+ * from the 2 MiB boundary below it; every break from then on is on a 2 MiB
+ * boundary, so that whole huge pages fit.  The heap stays one segment. */
+START_TEST(test_strace_heap_of_8mib_and_more_asks_for_huge_pages)
+{
+	char *trace;
+	struct tst_child c;
+	if (!traced_calls("big_heap", NULL, "brk,madvise", &trace, &c))
+		return;
+	void *first = NULL;
+	ck_assert_int_eq(sscanf(c.out, "first=%p", &first), 1);
+	struct huge_growth g = huge_growth_of(trace);
+	ck_assert_msg(g.hints >= 2, "%lu MADV_HUGEPAGE hints", g.hints);
+	ck_assert_uint_ge(g.first_len, 8ul << 20);
+	ck_assert_uint_le(g.first_at, (uintptr_t)first);
+	ck_assert_uint_gt(g.first_at + (1ul << 20), (uintptr_t)first);
+	ck_assert_uint_eq(g.unaligned_hints, 0);
+	ck_assert_uint_eq(g.unaligned_brks, 0);
+	/* 12 MiB more after the first hint: 2 MiB or more at a time. */
+	ck_assert_uint_ge(g.brks_after_hint, 1);
+	ck_assert_uint_le(g.brks_after_hint, 7);
+	ck_assert_uint_eq(g.hints, g.brks_after_hint + 1);
+	free(trace);
+	tst_child_release(&c);
+}
+END_TEST
+
+/* OSALLOC_OPTIONS=thp=0: no hint, for the heap or for a large block, and
+ * no rounding of the large block's mapping. */
+START_TEST(test_strace_thp_option_off_asks_for_no_huge_pages)
+{
+	char *trace;
+	struct tst_child c;
+	if (!traced_calls("big_heap", "thp=0", "brk,madvise", &trace, &c))
+		return;
+	struct huge_growth g = huge_growth_of(trace);
+	ck_assert_uint_eq(g.hints, 0);
+	ck_assert_uint_ge(g.brks, 20);
+	free(trace);
+	tst_child_release(&c);
+	if (!traced_calls("hugepage", "thp=0", "mmap,munmap,madvise", &trace,
+			  &c))
+		return;
+	ck_assert_int_eq(count(trace, "big", "big-end", "mmap"), 1);
+	ck_assert_int_eq(count(trace, "big", "big-end", "munmap"), 0);
+	ck_assert_int_eq(count(trace, "big", "big-end", "madvise"), 0);
+	free(trace);
+	tst_child_release(&c);
+}
+END_TEST
+
 /* The text of the trace between two markers ("" if they are missing). */
 static char *section(const char *trace, const char *from, const char *to)
 {
@@ -859,6 +973,8 @@ static Suite *make_suite(void)
 	tcase_add_test(tc,
 		       test_strace_trim_threshold_grows_when_trimmed_pages_return);
 	tcase_add_test(tc, test_strace_mappings_of_2mib_and_more_ask_for_huge_pages);
+	tcase_add_test(tc, test_strace_heap_of_8mib_and_more_asks_for_huge_pages);
+	tcase_add_test(tc, test_strace_thp_option_off_asks_for_no_huge_pages);
 	tcase_add_test(tc, test_strace_a_second_thread_reserves_its_arena);
 	tcase_add_test(tc,
 		       test_strace_pages_about_to_be_written_are_populated_in_one_call);
