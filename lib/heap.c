@@ -7,10 +7,10 @@
  * starts a new segment (sbrk elsewhere, or an mmap when brk fails).  Segments
  * never merge.  A segment of OSA_HUGE_HEAP bytes or more grows to 2 MiB
  * boundaries and asks for transparent huge pages.  Each segment ends in a
- * fence header and keeps its free space
- * at the end as a TOP block.  Free blocks live in segregated bins (exact 16-byte
- * classes below 1 KiB, 16 per power of two above) found with a bitmap, so
- * every operation is O(1) in the number of blocks.
+ * fence header and keeps its free space at the end as a TOP block.  Free
+ * blocks live in segregated bins (exact 16-byte classes below 1 KiB, 16 per
+ * power of two above) found with a bitmap, so every operation is O(1) in
+ * the number of blocks.
  *
  * There are OSA_ARENAS arenas, each with its own bins and segments: arena 0
  * is the brk heap, the others grow the same way inside a reserved window of
