@@ -483,7 +483,11 @@ OSA_INLINE bool osa_header_cached(const osa_block *b)
 OSA_INLINE bool osa_header_valid_word(const osa_block *b, uintptr_t w)
 {
 	uintptr_t x = osa_load(&b->check) ^ osa_header_check(b, w);
-	return x == 0 || x == osa_keys.cached;
+	/* No branch between the two: whether a neighbour is cached is random,
+	 * and a mispredicted branch here waits for its header's cache miss. */
+	uintptr_t cached = -(uintptr_t)(x == osa_keys.cached);
+	__asm__("" : "+r"(cached)); /* keeps the compiler from branching */
+	return (x & ~cached) == 0;
 }
 /* b's header is intact, cached or not (a neighbour, a block in a walk). */
 OSA_INLINE bool osa_header_valid(const osa_block *b)
