@@ -632,12 +632,9 @@ static void huge_hint(const struct osa_segment *s, uintptr_t p, size_t len)
 /* Commits `want` more bytes of the current arena's window, after the
  * current segment if it ends there; false when the window is full or the
  * commit fails. */
-static bool grow_window(struct osa_segment *s, size_t want)
+static bool commit_window(struct osa_segment *s, size_t want)
 {
 	uintptr_t p = A->win_next;
-	size_t rounded = huge_round(s, p, want);
-	if (rounded <= A->win_end - p)
-		want = rounded;
 	if (want > A->win_end - p || !osa_pagemap_reserve(p, p + want) ||
 	    osa_sys_commit((void *)p, want) != 0)
 		return false;
@@ -648,6 +645,54 @@ static bool grow_window(struct osa_segment *s, size_t want)
 		return true;
 	}
 	return seg_create(p, want, false);
+}
+
+/* The window grows to a 2 MiB boundary when it can (huge_round), else by
+ * `want` bytes. */
+static bool grow_window(struct osa_segment *s, size_t want)
+{
+	size_t rounded = huge_round(s, A->win_next, want);
+	return (rounded > want && commit_window(s, rounded)) ||
+	       commit_window(s, want);
+}
+
+enum brk_result { BRK_REFUSED, BRK_UNUSABLE, BRK_GREW };
+
+/* Moves the break by `want` bytes, seen at brk_now, and adds them to the
+ * heap: extending s in place, or as a new segment. */
+static enum brk_result extend_brk(struct osa_segment *s, uintptr_t brk_now,
+				  size_t want)
+{
+	if (!osa_pagemap_reserve(brk_now, brk_now + want + OSA_PAGE))
+		return BRK_REFUSED;
+	/* Another party may move the break at any time: what sbrk returns
+	 * decides, not what we saw before. */
+	uintptr_t p = (uintptr_t)osa_sys_sbrk((intptr_t)want);
+	if (p == (uintptr_t)-1)
+		return BRK_REFUSED;
+	if (s && p == s->end && s->top) {
+		huge_hint(s, p, want);
+		seg_extend(s, want);
+		return BRK_GREW;
+	}
+	/* Too little or unmappable: left as it is. */
+	return seg_create(p, want, false) ? BRK_GREW : BRK_UNUSABLE;
+}
+
+/* Grows arena 0 with the break: to a 2 MiB boundary when it can (a break
+ * that cannot move that far, RLIMIT_DATA, is asked for `want` again). */
+static bool grow_brk(struct osa_segment *s, size_t want)
+{
+	uintptr_t brk_now = (uintptr_t)osa_sys_sbrk(0);
+	if (brk_now == (uintptr_t)-1)
+		return false;
+	size_t rounded = huge_round(s, brk_now, want);
+	enum brk_result r = BRK_REFUSED;
+	if (rounded > want)
+		r = extend_brk(s, brk_now, rounded);
+	if (r == BRK_REFUSED)
+		r = extend_brk(s, brk_now, want);
+	return r == BRK_GREW;
 }
 
 /* Gets at least `need` more bytes for the TOP block.  False with ENOMEM. */
@@ -662,24 +707,8 @@ static bool heap_grow(size_t need)
 		if (grow_window(s, want))
 			return true;
 	} else if (!s || !s->from_mmap) {
-		uintptr_t brk_now = (uintptr_t)osa_sys_sbrk(0);
-		want = huge_round(s, brk_now, want);
-		if (brk_now != (uintptr_t)-1 &&
-		    osa_pagemap_reserve(brk_now, brk_now + want + OSA_PAGE)) {
-			/* Another party may move the break at any time: what
-			 * sbrk returns decides, not what we saw above. */
-			uintptr_t p = (uintptr_t)osa_sys_sbrk((intptr_t)want);
-			if (p != (uintptr_t)-1) {
-				if (s && p == s->end && s->top) {
-					huge_hint(s, p, want);
-					seg_extend(s, want);
-					return true;
-				}
-				if (seg_create(p, want, false))
-					return true;
-				/* Too little or unmappable: leave it. */
-			}
-		}
+		if (grow_brk(s, want))
+			return true;
 	}
 	/* Another arena's, or brk refused or is obstructed: a mapping. */
 	size_t len = want > (1u << 20) ? want : (1u << 20);

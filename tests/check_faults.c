@@ -1182,6 +1182,53 @@ START_TEST(test_huge_block_mapping_falls_back_when_a_call_fails)
 }
 END_TEST
 
+/* A heap of 8 MiB or more grows to a 2 MiB boundary.  When the break
+ * refuses that (RLIMIT_DATA, here an injected failure), the heap asks for
+ * what it needs instead and stays one segment, without an mmap. */
+START_TEST(test_refused_huge_growth_asks_for_what_is_needed)
+{
+	if (under_valgrind()) /* its break stops at about 8 MiB */
+		return;
+	enum { SIZE = 4096, MAX = 6000 };
+	static void *p[MAX];
+	int n = 0;
+	struct os_mallinfo before, after;
+	do {
+		ck_assert_ptr_nonnull(p[n++] = os_malloc(SIZE));
+		os_mallinfo(&before);
+	} while (n < MAX && before.heap_bytes < 9 * MiB);
+	unsigned long sbrks = 0, maps = 0, grew = 0;
+	while (n < MAX && grew == 0) {
+		/* The refused sbrk to the boundary (sbrk(0) is not counted),
+		 * then the one that grows the heap. */
+		unsigned long s0 = osa_sys_calls(OSA_SYS_SBRK);
+		unsigned long m0 = osa_sys_calls(OSA_SYS_MMAP);
+		os_mallinfo(&after);
+		size_t heap0 = after.heap_bytes;
+		osa_sys_fail_nth(1, OSA_SYS_SBRK);
+		errno = EDOM;
+		p[n] = os_malloc(SIZE);
+		osa_sys_fail_nth(0, 0);
+		ck_assert_ptr_nonnull(p[n]);
+		ck_assert_int_eq(errno, EDOM);
+		memset(p[n++], 0x5a, SIZE);
+		sbrks = osa_sys_calls(OSA_SYS_SBRK) - s0;
+		maps = osa_sys_calls(OSA_SYS_MMAP) - m0;
+		os_mallinfo(&after);
+		if (sbrks > 0)
+			grew = after.heap_bytes - heap0;
+	}
+	ck_assert_msg(grew > 0, "the heap did not grow past 9 MiB");
+	ck_assert_uint_eq(sbrks, 2);
+	ck_assert_uint_eq(maps, 0);
+	ck_assert_uint_eq(after.heap_segments, before.heap_segments);
+	ck_assert_uint_lt(grew, 2 * MiB);
+	for (int i = 0; i < n; i++)
+		os_free(p[i]);
+	ck_assert_int_eq(os_heap_check(), 0);
+}
+END_TEST
+
 /* ---- F09: the mmap registry cannot grow ---- */
 
 START_TEST(test_registry_growth_failure_is_clean)
@@ -1360,6 +1407,7 @@ static Suite *faults_suite(void)
 	tcase_add_test(tc, test_mremap_failure_keeps_the_mapping);
 	tcase_add_test(tc, test_munmap_failure_keeps_errno_and_accounting);
 	tcase_add_test(tc, test_huge_block_mapping_falls_back_when_a_call_fails);
+	tcase_add_test(tc, test_refused_huge_growth_asks_for_what_is_needed);
 	tcase_add_test(tc, test_registry_growth_failure_is_clean);
 	tcase_add_test(tc, test_pagemap_growth_failure_is_clean);
 	tcase_add_test(tc, test_thread_exit_flushes_its_cache_without_os_calls);

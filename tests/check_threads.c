@@ -527,6 +527,73 @@ START_TEST(test_an_arena_whose_window_fails_continues_in_a_mapping)
 }
 END_TEST
 
+/* An arena of 8 MiB or more grows its window to a 2 MiB boundary; when
+ * that commit fails, it commits what it needs instead, still in the
+ * window (no mapping).  Run in a thread of its own arena. */
+struct huge_window {
+	unsigned long commits, maps;
+	size_t grew;
+	bool in_window;
+};
+
+static void *grow_window_past_8mib(void *arg)
+{
+	struct huge_window *r = arg;
+	enum { SIZE = 4096, MAX = 6000 };
+	static void *p[MAX];
+	int n = 0;
+	struct os_mallinfo m;
+	do {
+		p[n++] = os_malloc(SIZE);
+		os_mallinfo(&m);
+	} while (n < MAX && p[n - 1] && m.heap_bytes < (10u << 20));
+	while (n < MAX && p[n - 1] && r->grew == 0) {
+		unsigned long c0 = osa_sys_calls(OSA_SYS_SBRK);
+		unsigned long m0 = osa_sys_calls(OSA_SYS_MMAP);
+		os_mallinfo(&m);
+		size_t heap0 = m.heap_bytes;
+		osa_sys_fail_nth(1, OSA_SYS_SBRK); /* the rounded commit */
+		p[n++] = os_malloc(SIZE);
+		osa_sys_fail_nth(0, 0);
+		r->commits = osa_sys_calls(OSA_SYS_SBRK) - c0;
+		r->maps = osa_sys_calls(OSA_SYS_MMAP) - m0;
+		os_mallinfo(&m);
+		if (r->commits > 0)
+			r->grew = m.heap_bytes - heap0;
+	}
+	if (p[n - 1]) {
+		unsigned a = arena_of(p[n - 1]);
+		uintptr_t lo;
+		size_t len;
+		osa_heap_home(a, &lo, &len);
+		r->in_window = a > 1 && (uintptr_t)p[n - 1] - lo < len;
+		memset(p[n - 1], 3, SIZE);
+	}
+	for (int i = 0; i < n; i++)
+		os_free(p[i]);
+	return NULL;
+}
+
+START_TEST(test_a_refused_huge_window_growth_commits_what_is_needed)
+{
+	void *mine = os_malloc(100);
+	ck_assert_ptr_nonnull(mine);
+	struct huge_window r = {0};
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, grow_window_past_8mib, &r),
+			 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert_msg(r.grew > 0, "the arena did not grow past 10 MiB");
+	ck_assert_uint_eq(r.commits, 2);
+	ck_assert_uint_eq(r.maps, 0);
+	ck_assert_uint_lt(r.grew, 2u << 20);
+	ck_assert(r.in_window);
+	ck_assert_int_eq(os_heap_check(), 0);
+	os_free(mine);
+	assert_all_returned();
+}
+END_TEST
+
 struct lineage {
 	void *p[2];
 	pthread_barrier_t *both; /* both have a cache before either exits */
@@ -767,6 +834,7 @@ static Suite *make_suite(void)
 	add(s, "arena_first_free", test_a_thread_that_starts_by_freeing_takes_over_that_arena);
 	add(s, "arena_no_window", test_a_thread_without_a_window_uses_the_brk_heap);
 	add(s, "arena_window_fails", test_an_arena_whose_window_fails_continues_in_a_mapping);
+	add(s, "arena_huge_growth", test_a_refused_huge_window_growth_commits_what_is_needed);
 	add(s, "arena_return", test_blocks_freed_by_another_thread_go_back_to_their_arena);
 	add(s, "grow", test_threads_grow_blocks_across_the_mmap_threshold);
 	return s;
