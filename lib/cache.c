@@ -9,7 +9,8 @@
  * and flush move batches under one lock acquisition.  A block of another
  * arena (outside the cache's home window) goes to class 0 whatever its size,
  * and back to its arena in a batch; a refill first takes what other threads
- * returned to the cache's arena.  When a thread exits, its cache is parked,
+ * returned to the cache's arena.  A consumer thread, whose frees are nearly
+ * all of other arenas' blocks, shares for a while instead: it reuses them.  When a thread exits, its cache is parked,
  * blocks and all, for the next thread to adopt (within a bound): a thread
  * whose first call is a free takes one of that block's arena.  The fast
  * paths live in fastpath.h; this file has the slow ones.
@@ -35,6 +36,19 @@ static struct osa_tcache no_cache;
 
 enum { BATCH_BYTES = 8192,
        LIMIT_FOREIGN = 64 /* class 0: other arenas' blocks, any size */ };
+
+/* A thread whose frees are nearly all of other arenas' blocks, a consumer
+ * that producers hand blocks to, gains nothing from sending them home: each
+ * block would cross between the cores twice, not once, and the producer
+ * gets it back through the heap lock.  When SHARE_STREAK returns of class 0
+ * in a row each came with at most SHARE_SLACK frees of its own blocks, the
+ * cache shares: its home window becomes all of memory, so that it reuses
+ * the blocks it frees, whatever their arena, for SHARE_FREES frees; then it
+ * looks again.  Threads that mostly free their own blocks (larson: a few
+ * hundred foreign ones after a hand-over) never share, and keep to their
+ * arenas. */
+enum { SHARE_STREAK = 16, SHARE_SLACK = LIMIT_FOREIGN / 8,
+       SHARE_FREES = 1 << 16 };
 
 /* Caches of threads that exited, kept for the next new thread to adopt: a
  * server's next connection thread starts warm, and the blocks do not go
@@ -116,6 +130,8 @@ bool osa_tcache_possible(void)
 }
 
 /* Registers tc as the calling thread's (its destructor runs at exit). */
+static void refresh_home(struct osa_tcache *tc, bool stop_sharing);
+
 static bool adopt(struct osa_tcache *tc)
 {
 	osa_tcache_self = &no_cache; /* while registering: may allocate */
@@ -125,6 +141,11 @@ static bool adopt(struct osa_tcache *tc)
 	/* Its blocks came from its arena: refill from there too, so that
 	 * threads running side by side keep to different arenas. */
 	osa_heap_set_thread_arena(tc->arena);
+	if (tc->share_until) { /* the new thread has to earn it again */
+		osa_heap_lock_acquire();
+		refresh_home(tc, true);
+		osa_heap_lock_release();
+	}
 	return true;
 }
 
@@ -220,6 +241,37 @@ void osa_tcache_report_corrupt(const void *ptr)
 	osa_fatal(osa_current_api, OSA_E_FREE_LIST, ptr);
 }
 
+/* Class 0 is full and about to go home: counts towards sharing. */
+static void note_foreign_return(struct osa_tcache *tc)
+{
+	uint64_t frees = tc->nfree - tc->share_mark;
+	tc->share_mark = tc->nfree;
+	if (frees > LIMIT_FOREIGN + SHARE_SLACK || tc->share_until) {
+		tc->share_streak = 0;
+		return;
+	}
+	if (++tc->share_streak < SHARE_STREAK)
+		return;
+	tc->share_streak = 0;
+	tc->share_until = tc->nfree + SHARE_FREES;
+	tc->home_lo = 0;
+	tc->home_len = SIZE_MAX;
+}
+
+/* Sets tc's home window from its arena, unless it shares for a while yet
+ * (heap lock held). */
+static void refresh_home(struct osa_tcache *tc, bool stop_sharing)
+{
+	if (tc->share_until) {
+		if (tc->nfree < tc->share_until && !stop_sharing)
+			return;
+		tc->share_until = 0;
+		tc->share_streak = 0;
+		tc->share_mark = tc->nfree;
+	}
+	osa_heap_home(tc->arena, &tc->home_lo, &tc->home_len);
+}
+
 static osa_block *pop(struct osa_tcache *tc, size_t cls)
 {
 	osa_block *b = tc->head[cls];
@@ -261,7 +313,7 @@ void *osa_tcache_refill(struct osa_tcache *tc, size_t cls)
 		n = tc->limit[cls] > tc->count[cls] ? tc->limit[cls] - tc->count[cls]
 						    : 1;
 	osa_heap_lock_acquire();
-	osa_heap_home(tc->arena, &tc->home_lo, &tc->home_len); /* may shrink */
+	refresh_home(tc, false); /* arena 0's may shrink */
 	take_returned(tc, cls);
 	if (tc->head[cls]) {
 		osa_heap_lock_release();
@@ -313,10 +365,13 @@ static void return_foreign(struct osa_tcache *tc)
 void osa_tcache_flush(struct osa_tcache *tc, size_t cls)
 {
 	osa_heap_lock_acquire();
-	if (cls)
+	if (cls) {
 		drain(tc, cls, tc->limit[cls] / 2u);
-	else
+		refresh_home(tc, false);
+	} else {
+		note_foreign_return(tc);
 		return_foreign(tc);
+	}
 	osa_heap_lock_release();
 }
 

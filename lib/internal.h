@@ -324,6 +324,11 @@ struct osa_tcache {
 	uint16_t limit[OSA_CACHE_CLASSES];
 	uint64_t nalloc, nfree; /* calls served by the threads owning it */
 	size_t foreign_bytes;   /* bytes of the blocks in class 0 */
+	/* Sharing (cache.c): while nfree < share_until, the home window is
+	 * all of memory and other arenas' blocks are reused here. */
+	uint64_t share_until;   /* 0: not sharing */
+	uint64_t share_mark;    /* nfree at the last return of class 0 */
+	unsigned share_streak;  /* returns in a row that were nearly all */
 	unsigned arena;         /* heap arena its refills come from, 1-based */
 	struct osa_tcache *next, *prev; /* all live and parked caches */
 	char pad_back[64];

@@ -727,6 +727,76 @@ START_TEST(test_blocks_freed_by_another_thread_go_back_to_their_arena)
 }
 END_TEST
 
+/* A consumer: frees SHARE_BLOCKS blocks that another thread allocated,
+ * nothing of its own, then allocates 64 of the same size and says how
+ * many of those it freed before (it must stay in its own arena until
+ * then). */
+enum { SHARE_BLOCKS = 4000, SHARE_SIZE = 64 };
+struct consumer {
+	void **theirs;
+	int reused, own_arena;
+};
+
+static void *consume_then_allocate(void *arg)
+{
+	struct consumer *c = arg;
+	void *mine[64];
+	os_free(os_malloc(1)); /* a cache of its own first */
+	for (int i = 0; i < SHARE_BLOCKS; i++)
+		os_free(c->theirs[i]);
+	for (int i = 0; i < 64; i++) {
+		mine[i] = os_malloc(SHARE_SIZE);
+		for (int j = 0; j < SHARE_BLOCKS && mine[i]; j++)
+			if (mine[i] == c->theirs[j]) {
+				c->reused++;
+				break;
+			}
+		c->own_arena += mine[i] && arena_of(mine[i]) > 1;
+	}
+	for (int i = 0; i < 64; i++)
+		os_free(mine[i]);
+	return NULL;
+}
+
+/* A thread whose frees are nearly all of other threads' blocks (16
+ * returns of 64 in a row) stops sending them home and reuses them: each
+ * block crosses between cores once, not twice.  The next thread to take
+ * over its cache starts in its own arena again. */
+START_TEST(test_a_consumer_thread_reuses_the_blocks_it_is_handed)
+{
+	TST_SKIP_UNDER_VALGRIND("no thread caches under valgrind");
+	static void *theirs[SHARE_BLOCKS];
+	for (int i = 0; i < SHARE_BLOCKS; i++) {
+		theirs[i] = os_malloc(SHARE_SIZE);
+		ck_assert_ptr_nonnull(theirs[i]);
+		memset(theirs[i], i & 0xff, SHARE_SIZE);
+	}
+	struct consumer c = {theirs, 0, 0};
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, consume_then_allocate, &c),
+			 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	ck_assert_int_eq(c.reused, 64);
+	ck_assert_int_eq(c.own_arena, 0);
+	ck_assert_int_eq(os_heap_check(), 0);
+	/* Its successor, which adopts the parked cache, has not freed
+	 * anything yet: a block of main's is not reused. */
+	for (int i = 0; i < 300; i++)
+		ck_assert_ptr_nonnull(theirs[i] = os_malloc(SHARE_SIZE));
+	struct arena_worker a;
+	for (int i = 0; i < ARENA_BLOCKS; i++)
+		a.p[i] = theirs[i];
+	void *reused = NULL;
+	ck_assert_int_eq(pthread_create(&t, NULL, free_theirs_then_allocate,
+					&a),
+			 0);
+	ck_assert_int_eq(pthread_join(t, &reused), 0);
+	ck_assert_msg(reused == NULL, "the successor reused %p", reused);
+	ck_assert_int_eq(os_heap_check(), 0);
+	assert_all_returned();
+}
+END_TEST
+
 START_TEST(test_thread_exit_keeps_a_bounded_cache_and_gives_the_rest_back)
 {
 	TST_SKIP_UNDER_VALGRIND("no thread caches under valgrind");
@@ -836,6 +906,7 @@ static Suite *make_suite(void)
 	add(s, "arena_window_fails", test_an_arena_whose_window_fails_continues_in_a_mapping);
 	add(s, "arena_huge_growth", test_a_refused_huge_window_growth_commits_what_is_needed);
 	add(s, "arena_return", test_blocks_freed_by_another_thread_go_back_to_their_arena);
+	add(s, "arena_share", test_a_consumer_thread_reuses_the_blocks_it_is_handed);
 	add(s, "grow", test_threads_grow_blocks_across_the_mmap_threshold);
 	return s;
 }
