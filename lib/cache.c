@@ -10,10 +10,11 @@
  * arena (outside the cache's home window) goes to class 0 whatever its size,
  * and back to its arena in a batch; a refill first takes what other threads
  * returned to the cache's arena.  A consumer thread, whose frees are nearly
- * all of other arenas' blocks, shares for a while instead: it reuses them.  When a thread exits, its cache is parked,
- * blocks and all, for the next thread to adopt (within a bound): a thread
- * whose first call is a free takes one of that block's arena.  The fast
- * paths live in fastpath.h; this file has the slow ones.
+ * all of other arenas' blocks, shares for a while instead: it reuses them.
+ * When a thread exits, its cache is parked, blocks and all, for the next
+ * thread to adopt (within a bound): a thread whose first call is a free
+ * takes one of that block's arena.  The fast paths live in fastpath.h; this
+ * file has the slow ones.
  */
 #include "internal.h"
 
@@ -129,9 +130,9 @@ bool osa_tcache_possible(void)
 	       exit_key_ok;
 }
 
-/* Registers tc as the calling thread's (its destructor runs at exit). */
 static void refresh_home(struct osa_tcache *tc, bool stop_sharing);
 
+/* Registers tc as the calling thread's (its destructor runs at exit). */
 static bool adopt(struct osa_tcache *tc)
 {
 	osa_tcache_self = &no_cache; /* while registering: may allocate */
