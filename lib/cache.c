@@ -44,8 +44,8 @@ enum { BATCH_BYTES = 8192,
  * gets it back through the heap lock.  When SHARE_STREAK returns of class 0
  * in a row each came with at most SHARE_SLACK frees of its own blocks, the
  * cache shares: its home window becomes all of memory, so that it reuses
- * the blocks it frees, whatever their arena, for SHARE_FREES frees; then it
- * looks again.  Threads that mostly free their own blocks (larson: a few
+ * the blocks it frees, whatever their arena, for SHARE_FREES frees (until
+ * its next refill or flush after them); then it looks again.  Threads that mostly free their own blocks (larson: a few
  * hundred foreign ones after a hand-over) never share, and keep to their
  * arenas. */
 enum { SHARE_STREAK = 16, SHARE_SLACK = LIMIT_FOREIGN / 8,
@@ -142,7 +142,10 @@ static bool adopt(struct osa_tcache *tc)
 	/* Its blocks came from its arena: refill from there too, so that
 	 * threads running side by side keep to different arenas. */
 	osa_heap_set_thread_arena(tc->arena);
-	if (tc->share_until) { /* the new thread has to earn it again */
+	/* The new thread has to earn sharing again. */
+	tc->share_streak = 0;
+	tc->share_mark = tc->nfree;
+	if (tc->share_until) {
 		osa_heap_lock_acquire();
 		refresh_home(tc, true);
 		osa_heap_lock_release();
@@ -260,7 +263,8 @@ static void note_foreign_return(struct osa_tcache *tc)
 }
 
 /* Sets tc's home window from its arena, unless it shares for a while yet
- * (heap lock held). */
+ * (heap lock held).  Called at refills and flushes, so sharing lasts at
+ * least SHARE_FREES frees, until the next of those after them. */
 static void refresh_home(struct osa_tcache *tc, bool stop_sharing)
 {
 	if (tc->share_until) {
@@ -411,8 +415,11 @@ static void cache_destroy(void *arg)
 {
 	struct osa_tcache *tc = arg;
 	osa_tcache_self = &no_cache; /* later destructors: no cache */
-	if (tc->count[0]) /* other arenas' blocks go home first */
-		osa_tcache_flush(tc, 0);
+	if (tc->count[0]) { /* other arenas' blocks go home first */
+		osa_heap_lock_acquire();
+		return_foreign(tc);
+		osa_heap_lock_release();
+	}
 	pthread_mutex_lock(&list_lock);
 	bool kept = park(tc);
 	pthread_mutex_unlock(&list_lock);

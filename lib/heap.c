@@ -47,6 +47,7 @@ struct osa_segment {
 	uintptr_t populated_to;   /* pages below were faulted in ahead */
 	size_t length;            /* bytes obtained for this segment */
 	bool from_mmap;
+	bool huge;                /* hinted for transparent huge pages */
 	unsigned arena;           /* index of the arena it belongs to */
 };
 
@@ -538,6 +539,42 @@ static void retire_top(struct osa_segment *s)
 	make_free(t, size, block_flags(t));
 }
 
+/* A segment of OSA_HUGE_HEAP bytes or more grows to a 2 MiB boundary, so
+ * that its pages can be transparent huge pages (see huge_hint). */
+static size_t huge_round(const struct osa_segment *s, uintptr_t at,
+			 size_t want)
+{
+	if (!s || at != s->end || s->length + want < OSA_HUGE_HEAP ||
+	    !osa_opt.thp || osa_on_valgrind)
+		return want;
+	return osa_align_up(at + want, OSA_HUGE_PAGE) - at;
+}
+
+/* Marks [from, to) for transparent huge pages, from its first whole page
+ * (a segment may start inside a page that is not ours). */
+static void hint_range(uintptr_t from, uintptr_t to)
+{
+	from = osa_align_up(from, OSA_PAGE);
+	if (to > from)
+		osa_sys_madvise_hugepage((void *)from, to - from);
+}
+
+/* Segment s is about to grow by the `len` bytes at p, its end: once it is
+ * OSA_HUGE_HEAP bytes or more, the pages from the 2 MiB boundary below p
+ * (from its start, the first time) are hinted for transparent huge pages,
+ * one fault per 2 MiB instead of 512 as the heap is carved.  This comes
+ * before anything is written there: a page touched first is a small one. */
+static void huge_hint(struct osa_segment *s, uintptr_t p, size_t len)
+{
+	if (s->length + len < OSA_HUGE_HEAP || !osa_opt.thp || osa_on_valgrind)
+		return;
+	uintptr_t from = p & ~(uintptr_t)(OSA_HUGE_PAGE - 1);
+	if (!s->huge || from < (uintptr_t)s)
+		from = (uintptr_t)s;
+	s->huge = true;
+	hint_range(from, p + len);
+}
+
 /* Lays out a new segment on [base, base+len). */
 static bool seg_create(uintptr_t base, size_t len, bool from_mmap)
 {
@@ -546,11 +583,16 @@ static bool seg_create(uintptr_t base, size_t len, bool from_mmap)
 	if (end < b + SEG_HDR + OSA_MIN_BLOCK + OSA_HDR ||
 	    !osa_pagemap_reserve(b, end))
 		return false;
+	/* A segment born big is hinted before its header is written. */
+	bool huge = len >= OSA_HUGE_HEAP && osa_opt.thp && !osa_on_valgrind;
+	if (huge)
+		hint_range(b, end);
 	struct osa_segment *s = (struct osa_segment *)b;
 	s->canary = state_canary(s);
 	s->end = end;
 	s->length = len;
 	s->from_mmap = from_mmap;
+	s->huge = huge;
 	osa_block *t = seg_first(s);
 	osa_header_set(t, (end - OSA_HDR - (uintptr_t)t) | OSA_TOP);
 	osa_header_set(seg_fence(s), OSA_HDR | OSA_FENCE);
@@ -601,32 +643,6 @@ static void verify_top(const struct osa_segment *s)
 	if (OSA_UNLIKELY(!osa_header_ok(s->top) ||
 			 osa_block_state(s->top) != OSA_TOP))
 		heap_corrupt(OSA_E_HEADER, osa_block_to_ptr(s->top));
-}
-
-/* A segment of OSA_HUGE_HEAP bytes or more grows to a 2 MiB boundary, so
- * that its pages can be transparent huge pages (see huge_hint). */
-static size_t huge_round(const struct osa_segment *s, uintptr_t at,
-			 size_t want)
-{
-	if (!s || at != s->end || s->length + want < OSA_HUGE_HEAP ||
-	    !osa_opt.thp)
-		return want;
-	return osa_align_up(at + want, OSA_HUGE_PAGE) - at;
-}
-
-/* Segment s is about to grow by the `len` bytes at p, its end: once it is
- * OSA_HUGE_HEAP bytes or more, the pages from the 2 MiB boundary below p
- * (from its start, the first time) are hinted for transparent huge pages,
- * one fault per 2 MiB instead of 512 as the heap is carved.  This comes
- * before anything is written there: a page touched first is a small one. */
-static void huge_hint(const struct osa_segment *s, uintptr_t p, size_t len)
-{
-	if (s->length + len < OSA_HUGE_HEAP || !osa_opt.thp || osa_on_valgrind)
-		return;
-	uintptr_t from = p & ~(uintptr_t)(OSA_HUGE_PAGE - 1);
-	if (s->length < OSA_HUGE_HEAP || from < (uintptr_t)s)
-		from = (uintptr_t)s;
-	osa_sys_madvise_hugepage((void *)from, p + len - from);
 }
 
 /* Commits `want` more bytes of the current arena's window, after the

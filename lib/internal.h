@@ -316,7 +316,8 @@ struct osa_tcache {
 	 * it goes to class 0, whatever its size, and back to its own arena
 	 * in a batch: the blocks a thread reuses stay in its arena, and
 	 * threads running side by side never write to neighbouring blocks
-	 * (whose headers each free reads). */
+	 * (whose headers each free reads).  While the cache shares (cache.c)
+	 * the window is all of memory. */
 	uintptr_t home_lo;
 	size_t home_len;
 	osa_block *head[OSA_CACHE_CLASSES]; /* 0: other arenas' blocks */
@@ -324,8 +325,9 @@ struct osa_tcache {
 	uint16_t limit[OSA_CACHE_CLASSES];
 	uint64_t nalloc, nfree; /* calls served by the threads owning it */
 	size_t foreign_bytes;   /* bytes of the blocks in class 0 */
-	/* Sharing (cache.c): while nfree < share_until, the home window is
-	 * all of memory and other arenas' blocks are reused here. */
+	/* Sharing (cache.c): from share_until on, the next refill or flush
+	 * ends it; until then the home window is all of memory and other
+	 * arenas' blocks are reused here. */
 	uint64_t share_until;   /* 0: not sharing */
 	uint64_t share_mark;    /* nfree at the last return of class 0 */
 	unsigned share_streak;  /* returns in a row that were nearly all */

@@ -317,7 +317,7 @@ void *osa_alloc_api(size_t size, enum osa_api api)
 static void prefault_zeroed(void *p, size_t total)
 {
 	uintptr_t end = (uintptr_t)p + total, from = (uintptr_t)p;
-	if (total >= OSA_HUGE_PAGE)
+	if (total >= OSA_HUGE_PAGE && osa_opt.thp)
 		from = end & ~(uintptr_t)(OSA_HUGE_PAGE - 1);
 	osa_large_prefault((void *)from, end - from);
 }
@@ -408,8 +408,13 @@ void osa_free_api(void *ptr, enum osa_api api)
 		/* Keep this block; when the cache is full, make room. */
 		size_t cls = osa_tcache_class_of(tc, (uintptr_t)ptr, size);
 		osa_heap_lock_release();
-		if (tc->count[cls] >= tc->limit[cls])
+		if (tc->count[cls] >= tc->limit[cls]) {
 			osa_tcache_flush(tc, cls);
+			/* Returning class 0 may have started sharing. */
+			cls = osa_tcache_class_of(tc, (uintptr_t)ptr, size);
+			if (tc->count[cls] >= tc->limit[cls])
+				osa_tcache_flush(tc, cls);
+		}
 		osa_tcache_push(tc, cls, b);
 		if (!cls)
 			osa_tcache_note_foreign(tc, size);
@@ -473,6 +478,7 @@ static size_t heap_room(size_t size)
 
 static void *realloc_heap(void *ptr, osa_block *b, size_t size)
 {
+	int saved = errno; /* a growth that succeeds after a refusal keeps it */
 	size_t old = usable_heap(b), need = heap_block_for(size);
 	size_t bsize = osa_block_size(b);
 	bool shrink = need <= bsize; /* always succeeds in place */
@@ -488,9 +494,11 @@ static void *realloc_heap(void *ptr, osa_block *b, size_t size)
 		if (!shrink)
 			OSA_VG_RESIZE(ptr, old, usable_heap(b));
 		osa_heap_lock_release();
+		errno = saved;
 		return ptr;
 	}
 	osa_heap_lock_release();
+	errno = saved;
 	return realloc_move(ptr, old, size, heap_room(size));
 }
 

@@ -1223,6 +1223,24 @@ START_TEST(test_refused_huge_growth_asks_for_what_is_needed)
 	ck_assert_uint_eq(maps, 0);
 	ck_assert_uint_eq(after.heap_segments, before.heap_segments);
 	ck_assert_uint_lt(grew, 2 * MiB);
+	/* The same for a block that grows in place (a new block next to the
+	 * top, grown to 120 KiB): the realloc succeeds and keeps errno. */
+	for (sbrks = 0; sbrks == 0 && n < MAX;) {
+		unsigned char *q = os_malloc(SIZE);
+		ck_assert_ptr_nonnull(q);
+		memset(q, 0x5a, SIZE);
+		unsigned long s0 = osa_sys_calls(OSA_SYS_SBRK);
+		osa_sys_fail_nth(1, OSA_SYS_SBRK);
+		errno = EDOM;
+		unsigned char *r = os_realloc(q, 120 * KiB);
+		osa_sys_fail_nth(0, 0);
+		ck_assert_ptr_eq(r, q); /* grown in place */
+		ck_assert_int_eq(errno, EDOM);
+		ck_assert_uint_eq(r[SIZE - 1], 0x5a);
+		p[n++] = r;
+		sbrks = osa_sys_calls(OSA_SYS_SBRK) - s0;
+	}
+	ck_assert_uint_eq(sbrks, 2);
 	for (int i = 0; i < n; i++)
 		os_free(p[i]);
 	ck_assert_int_eq(os_heap_check(), 0);

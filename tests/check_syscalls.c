@@ -808,6 +808,39 @@ START_TEST(test_strace_heap_of_8mib_and_more_asks_for_huge_pages)
 }
 END_TEST
 
+/* A heap that starts at 8 MiB or more (heap_prealloc=16 MiB) is hinted for
+ * transparent huge pages at once, all of it, before its first block is
+ * written. */
+START_TEST(test_strace_heap_born_big_asks_for_huge_pages_at_once)
+{
+	char *trace;
+	struct tst_child c;
+	if (!traced_calls("first_small", "heap_prealloc=16777216", "brk,madvise",
+			  &trace, &c))
+		return;
+	uintptr_t before = 0, after = 0;
+	ck_assert_int_eq(sscanf(c.out, "brk_before=0x%" SCNxPTR
+				       " brk_after=0x%" SCNxPTR,
+				&before, &after),
+			 2);
+	ck_assert_uint_eq(after - before, 16ul << 20);
+	ck_assert_int_eq(count(trace, "begin", "end", "brk"), 1);
+	char *text = section(trace, "begin", "end");
+	const char *a = strstr(text, "MADV_HUGEPAGE");
+	unsigned long at = 0, len = 0;
+	while (a && a > text && strncmp(a, "madvise(", 8) != 0)
+		a--;
+	ck_assert_msg(a && sscanf(a, "madvise(0x%lx, %lu, MADV_HUGEPAGE", &at,
+				  &len) == 2,
+		      "no MADV_HUGEPAGE in:\n%.2000s", text);
+	ck_assert_uint_eq(at, osa_align_up(before, OSA_PAGE));
+	ck_assert_uint_eq(at + len, after);
+	free(text);
+	free(trace);
+	tst_child_release(&c);
+}
+END_TEST
+
 /* OSALLOC_OPTIONS=thp=0: no hint, for the heap or for a large block, and
  * no rounding of the large block's mapping. */
 START_TEST(test_strace_thp_option_off_asks_for_no_huge_pages)
@@ -818,7 +851,7 @@ START_TEST(test_strace_thp_option_off_asks_for_no_huge_pages)
 		return;
 	struct huge_growth g = huge_growth_of(trace);
 	ck_assert_uint_eq(g.hints, 0);
-	ck_assert_uint_ge(g.brks, 20);
+	ck_assert_uint_ge(g.brks, 20); /* the heap did grow, in small steps */
 	free(trace);
 	tst_child_release(&c);
 	if (!traced_calls("hugepage", "thp=0", "mmap,munmap,madvise", &trace,
@@ -975,6 +1008,7 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_strace_mappings_of_2mib_and_more_ask_for_huge_pages);
 	tcase_add_test(tc, test_strace_heap_of_8mib_and_more_asks_for_huge_pages);
 	tcase_add_test(tc, test_strace_thp_option_off_asks_for_no_huge_pages);
+	tcase_add_test(tc, test_strace_heap_born_big_asks_for_huge_pages_at_once);
 	tcase_add_test(tc, test_strace_a_second_thread_reserves_its_arena);
 	tcase_add_test(tc,
 		       test_strace_pages_about_to_be_written_are_populated_in_one_call);

@@ -728,9 +728,8 @@ START_TEST(test_blocks_freed_by_another_thread_go_back_to_their_arena)
 END_TEST
 
 /* A consumer: frees SHARE_BLOCKS blocks that another thread allocated,
- * nothing of its own, then allocates 64 of the same size and says how
- * many of those it freed before (it must stay in its own arena until
- * then). */
+ * nothing of its own, then allocates 64 of the same size and counts how
+ * many of them it freed before, and how many lie in its own arena. */
 enum { SHARE_BLOCKS = 4000, SHARE_SIZE = 64 };
 struct consumer {
 	void **theirs;
