@@ -825,7 +825,10 @@ static void use_block(osa_block *b, size_t bsize, size_t size)
  * about 60 % of the page faults it replaces (Linux 5.14 and later; a hint
  * elsewhere).  The block itself is not populated (a large calloc of fresh
  * memory stays untouched), and at most OSA_POPULATE_AHEAD bytes past the
- * used part of a segment are taken before they are needed. */
+ * used part of a segment are taken before they are needed.  In a segment
+ * marked for huge pages, one call takes the rest of the 2 MiB page: one
+ * fault where huge pages are on, and where they are off, at most that
+ * much ahead in a segment of 8 MiB or more. */
 static void populate_ahead(struct osa_segment *s, uintptr_t top)
 {
 	if (OSA_LIKELY(top + OSA_HDR <= s->populated_to) || osa_on_valgrind)
@@ -835,6 +838,8 @@ static void populate_ahead(struct osa_segment *s, uintptr_t top)
 	if (from < s->populated_to)
 		from = s->populated_to;
 	uintptr_t to = from + OSA_POPULATE_AHEAD;
+	if (s->huge)
+		to = (from | (OSA_HUGE_PAGE - 1)) + 1;
 	if (to > limit)
 		to = limit;
 	if (to <= from)

@@ -752,6 +752,7 @@ END_TEST
 struct huge_growth {
 	unsigned long brks, brks_after_hint, unaligned_brks;
 	unsigned long hints, unaligned_hints, first_at, first_len;
+	unsigned long populates_after_hint; /* MADV_POPULATE_WRITE calls */
 };
 
 static struct huge_growth huge_growth_of(const char *trace)
@@ -766,6 +767,8 @@ static struct huge_growth huge_growth_of(const char *trace)
 			g.brks++;
 			g.brks_after_hint += g.hints > 0;
 			g.unaligned_brks += g.hints > 0 && at % OSA_HUGE_PAGE;
+		} else if (a && strstr(a, "MADV_POPULATE_WRITE")) {
+			g.populates_after_hint += g.hints > 0;
 		} else if (a && strstr(a, "MADV_HUGEPAGE") &&
 			   sscanf(a, "madvise(0x%lx, %lu,", &at, &len) == 2) {
 			if (g.hints++ == 0) {
@@ -783,7 +786,8 @@ static struct huge_growth huge_growth_of(const char *trace)
 /* A brk heap that reaches 8 MiB asks for transparent huge pages: one
  * MADV_HUGEPAGE from its start to the new break, then one for each growth,
  * from the 2 MiB boundary below it; every break from then on is on a 2 MiB
- * boundary, so that whole huge pages fit.  The heap stays one segment. */
+ * boundary, so that whole huge pages fit, and the pages ahead of the top
+ * are populated a 2 MiB page at a time. */
 START_TEST(test_strace_heap_of_8mib_and_more_asks_for_huge_pages)
 {
 	char *trace;
@@ -803,6 +807,10 @@ START_TEST(test_strace_heap_of_8mib_and_more_asks_for_huge_pages)
 	ck_assert_uint_ge(g.brks_after_hint, 1);
 	ck_assert_uint_le(g.brks_after_hint, 7);
 	ck_assert_uint_eq(g.hints, g.brks_after_hint + 1);
+	/* Pages ahead of the top: one call per 2 MiB page (12 MiB, and the
+	 * rest of the page the first hint left the top in), not 32. */
+	ck_assert_uint_ge(g.populates_after_hint, 1);
+	ck_assert_uint_le(g.populates_after_hint, 8);
 	free(trace);
 	tst_child_release(&c);
 }
