@@ -45,9 +45,9 @@ enum { BATCH_BYTES = 8192,
  * in a row each came with at most SHARE_SLACK frees of its own blocks, the
  * cache shares: its home window becomes all of memory, so that it reuses
  * the blocks it frees, whatever their arena, for SHARE_FREES frees (until
- * its next refill or flush after them); then it looks again.  Threads that mostly free their own blocks (larson: a few
- * hundred foreign ones after a hand-over) never share, and keep to their
- * arenas. */
+ * its next refill or flush after them); then it looks again.  Threads that
+ * mostly free their own blocks (larson: a few hundred foreign ones after a
+ * hand-over) never share, and keep to their arenas. */
 enum { SHARE_STREAK = 16, SHARE_SLACK = LIMIT_FOREIGN / 8,
        SHARE_FREES = 1 << 16 };
 
@@ -67,7 +67,6 @@ void osa_tcache_init(void)
 {
 	exit_key_ok = pthread_key_create(&exit_key, cache_destroy) == 0;
 }
-
 
 static void list_add(struct osa_tcache *tc)
 {
@@ -97,7 +96,6 @@ static bool park(struct osa_tcache *tc)
 	return true;
 }
 
-/* The most recently parked cache, or NULL (list_lock held). */
 /* Takes parked[i] out of the pool (list_lock held). */
 static struct osa_tcache *take_parked(unsigned i)
 {
@@ -108,6 +106,7 @@ static struct osa_tcache *take_parked(unsigned i)
 	return tc;
 }
 
+/* The most recently parked cache, or NULL (list_lock held). */
 static struct osa_tcache *unpark(void)
 {
 	return nparked ? take_parked(nparked - 1) : NULL;
@@ -245,7 +244,9 @@ void osa_tcache_report_corrupt(const void *ptr)
 	osa_fatal(osa_current_api, OSA_E_FREE_LIST, ptr);
 }
 
-/* Class 0 is full and about to go home: counts towards sharing. */
+/* Class 0 is full and about to go home: counts towards sharing.  (The
+ * block whose free found it full still goes to class 0, and home with a
+ * later return.) */
 static void note_foreign_return(struct osa_tcache *tc)
 {
 	uint64_t frees = tc->nfree - tc->share_mark;

@@ -408,13 +408,8 @@ void osa_free_api(void *ptr, enum osa_api api)
 		/* Keep this block; when the cache is full, make room. */
 		size_t cls = osa_tcache_class_of(tc, (uintptr_t)ptr, size);
 		osa_heap_lock_release();
-		if (tc->count[cls] >= tc->limit[cls]) {
+		if (tc->count[cls] >= tc->limit[cls])
 			osa_tcache_flush(tc, cls);
-			/* Returning class 0 may have started sharing. */
-			cls = osa_tcache_class_of(tc, (uintptr_t)ptr, size);
-			if (tc->count[cls] >= tc->limit[cls])
-				osa_tcache_flush(tc, cls);
-		}
 		osa_tcache_push(tc, cls, b);
 		if (!cls)
 			osa_tcache_note_foreign(tc, size);
