@@ -2,10 +2,11 @@
  * coalesce, and the blocks returned to their arena.
  *
  * Owns every block below the mmap threshold.  Memory comes in segments: the
- * first is one sbrk of the preallocation size; later growth extends the
- * segment in place when the break is still where we left it, and otherwise
- * starts a new segment (sbrk elsewhere, or an mmap when brk fails).  Segments
- * never merge.  A segment of OSA_HUGE_HEAP bytes or more grows to 2 MiB
+ * first is one sbrk of the preallocation size (and of the rest of the page
+ * where someone else left the break, so that it ends on a page boundary);
+ * later growth extends the segment in place when the break is still where
+ * we left it, and otherwise starts a new segment (sbrk elsewhere, or an
+ * mmap when brk fails).  Segments never merge.  A segment of OSA_HUGE_HEAP bytes or more grows to 2 MiB
  * boundaries and asks for transparent huge pages.  Each segment ends in a
  * fence header and keeps its free space at the end as a TOP block.  Free
  * blocks live in segregated bins (exact 16-byte classes below 1 KiB, 16 per
@@ -702,6 +703,11 @@ static bool grow_brk(struct osa_segment *s, size_t want)
 	uintptr_t brk_now = (uintptr_t)osa_sys_sbrk(0);
 	if (brk_now == (uintptr_t)-1)
 		return false;
+	/* A new segment where someone else left the break inside a page
+	 * takes the rest of that page too: it then ends on a page boundary,
+	 * where the next growth finds the break and extends it in place. */
+	if (!s || brk_now != s->end)
+		want += osa_align_up(brk_now, OSA_PAGE) - brk_now;
 	size_t rounded = huge_round(s, brk_now, want);
 	enum brk_result r = BRK_REFUSED;
 	if (rounded > want)

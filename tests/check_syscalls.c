@@ -364,6 +364,32 @@ static int scenario_big_heap(void)
 	return TST_CHILD_OK;
 }
 
+/* Someone else moved the break by 24 bytes first (a program that calls
+ * sbrk itself), so the heap starts inside a page that is not all ours.  The
+ * child then grows the heap as big_heap does, or, with heap_prealloc=16 MiB,
+ * makes one allocation. */
+static int scenario_unaligned_break(void)
+{
+	warm_up_libc();
+	TST_CHILD_REQUIRE(sbrk(24) != (void *)-1, "sbrk(24)");
+	uintptr_t before = (uintptr_t)sbrk(0);
+	TST_CHILD_REQUIRE(before % OSA_PAGE != 0, "the break is page-aligned");
+	int rc = TST_CHILD_OK;
+	const char *opt = getenv("OSALLOC_OPTIONS");
+	if (!opt || !strstr(opt, "heap_prealloc")) {
+		rc = scenario_big_heap();
+	} else {
+		tst_mark("grow");
+		void *p = os_malloc(32);
+		tst_mark("grow-end");
+		TST_CHILD_REQUIRE(p != NULL, "os_malloc");
+		os_free(p);
+	}
+	/* Printed last: the C library's malloc may move the break to print. */
+	printf("brk_before=0x%" PRIxPTR "\n", before);
+	return rc;
+}
+
 /* Pages about to be written are faulted in with one call
  * (MADV_POPULATE_WRITE): a zeroed large block under 2 MiB, the pages a
  * growing realloc asks for, and the pages a move copies into; of a zeroed
@@ -440,6 +466,7 @@ static const struct tst_scenario scenarios[] = {
 	{"trim", scenario_trim},
 	{"hugepage", scenario_hugepage},
 	{"big_heap", scenario_big_heap},
+	{"unaligned_break", scenario_unaligned_break},
 	{"first_small", scenario_first_small},
 	{"amortized", scenario_amortized},
 	{"large", scenario_large},
@@ -849,6 +876,65 @@ START_TEST(test_strace_heap_born_big_asks_for_huge_pages_at_once)
 }
 END_TEST
 
+/* Every MADV_HUGEPAGE between the grow marks starts on a page boundary, at
+ * or after the break the child found, and succeeded; returns how many. */
+static unsigned long hints_from_first_whole_page(const char *trace,
+						 uintptr_t before)
+{
+	unsigned long n = 0;
+	char *text = section(trace, "grow", "grow-end");
+	for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+		const char *a = strstr(line, "madvise(0x");
+		unsigned long at, len;
+		if (!a || !strstr(a, "MADV_HUGEPAGE"))
+			continue;
+		ck_assert_int_eq(sscanf(a, "madvise(0x%lx, %lu,", &at, &len), 2);
+		ck_assert_msg(strstr(a, ") = 0") != NULL, "hint failed: %s", a);
+		ck_assert_uint_eq(at % OSA_PAGE, 0);
+		ck_assert_uint_ge(at, osa_align_up(before, OSA_PAGE));
+		n++;
+	}
+	free(text);
+	return n;
+}
+
+/* The program moved the break by 24 bytes before the heap's first growth.
+ * The heap's first segment takes the rest of that page, so that the break
+ * is where it left it at the next growth: the segment grows in place (it
+ * started a new segment at every growth, and never reached 8 MiB), and is
+ * hinted for huge pages from its first whole page (madvise refuses a range
+ * that starts inside a page).  Both ways a segment is hinted: as it passes
+ * 8 MiB, and born at 16 MiB. */
+START_TEST(test_strace_heap_inside_a_page_is_hinted_from_its_first_whole_page)
+{
+	static const char *options[] = {NULL, "heap_prealloc=16777216"};
+	for (int i = 0; i < 2; i++) {
+		char *trace;
+		struct tst_child c;
+		if (!traced_calls("unaligned_break", options[i], "brk,madvise",
+				  &trace, &c))
+			return;
+		uintptr_t before = 0;
+		const char *out = strstr(c.out, "brk_before=");
+		ck_assert_msg(out && sscanf(out, "brk_before=0x%" SCNxPTR,
+					    &before) == 1,
+			      "no brk_before in: %s", c.out);
+		unsigned long hints = hints_from_first_whole_page(trace, before);
+		ck_assert_msg(hints >= (i == 0 ? 2u : 1u),
+			      "%lu MADV_HUGEPAGE hints with %s", hints,
+			      options[i] ? options[i] : "no options");
+		/* The heap grew in place, as from an aligned break: 2 MiB
+		 * at a time past 8 MiB, not a new segment per growth. */
+		struct huge_growth g = huge_growth_of(trace);
+		ck_assert_uint_eq(g.unaligned_brks, 0);
+		ck_assert_uint_le(g.brks, i == 0 ? 80u : 1u);
+		ck_assert_uint_le(g.brks_after_hint, 7);
+		free(trace);
+		tst_child_release(&c);
+	}
+}
+END_TEST
+
 /* OSALLOC_OPTIONS=thp=0: no hint, for the heap or for a large block, and
  * no rounding of the large block's mapping. */
 START_TEST(test_strace_thp_option_off_asks_for_no_huge_pages)
@@ -1017,6 +1103,8 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_strace_heap_of_8mib_and_more_asks_for_huge_pages);
 	tcase_add_test(tc, test_strace_thp_option_off_asks_for_no_huge_pages);
 	tcase_add_test(tc, test_strace_heap_born_big_asks_for_huge_pages_at_once);
+	tcase_add_test(
+	    tc, test_strace_heap_inside_a_page_is_hinted_from_its_first_whole_page);
 	tcase_add_test(tc, test_strace_a_second_thread_reserves_its_arena);
 	tcase_add_test(tc,
 		       test_strace_pages_about_to_be_written_are_populated_in_one_call);
