@@ -143,6 +143,9 @@ static bool alone(void)
 #endif
 }
 
+/* in_heap is set before the mutex is taken and cleared after it is given
+ * back, so that a signal handler that interrupts either step and calls in
+ * is told (recursive call) instead of locking the mutex a second time. */
 void osa_heap_lock_acquire(void)
 {
 	if (OSA_UNLIKELY(in_heap))
@@ -150,8 +153,9 @@ void osa_heap_lock_acquire(void)
 	if (alone()) {
 		in_heap = HELD_ALONE;
 	} else {
-		pthread_mutex_lock(&osa_heap_lock);
 		in_heap = HELD_MUTEX;
+		__atomic_signal_fence(__ATOMIC_SEQ_CST);
+		pthread_mutex_lock(&osa_heap_lock);
 	}
 	if (OSA_UNLIKELY(H.canary_head != state_canary(&H.canary_head) ||
 			 H.canary_tail != state_canary(&H.canary_tail))) {
@@ -168,9 +172,10 @@ void osa_heap_lock_release(void)
 {
 	assert(in_heap != OUT && "release of a heap not held");
 	bool mutex = in_heap == HELD_MUTEX; /* as acquired, whatever now */
-	in_heap = OUT;
 	if (mutex)
 		pthread_mutex_unlock(&osa_heap_lock);
+	__atomic_signal_fence(__ATOMIC_SEQ_CST);
+	in_heap = OUT;
 }
 
 void osa_heap_after_fork_child(void)

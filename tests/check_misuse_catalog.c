@@ -20,6 +20,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -1022,6 +1023,77 @@ static void scen_recursive_free_from_signal_handler(void)
 	}
 }
 
+/* M36 at the edges of the heap lock: the signal comes just after the
+ * mutex is taken, or just before it is given back.  The test binary
+ * interposes the two calls for the heap's mutex.  A thread that waits is
+ * started first: with only one thread, the heap takes no mutex. */
+extern pthread_mutex_t osa_heap_lock;
+static volatile sig_atomic_t raise_after_lock, raise_before_unlock;
+
+int pthread_mutex_lock(pthread_mutex_t *m)
+{
+	static int (*real)(pthread_mutex_t *);
+	if (!real)
+		real = (int (*)(pthread_mutex_t *))dlsym(RTLD_NEXT,
+							 "pthread_mutex_lock");
+	int rc = real(m);
+	if (m == &osa_heap_lock && raise_after_lock) {
+		raise_after_lock = 0;
+		raise(SIGUSR1);
+	}
+	return rc;
+}
+
+int pthread_mutex_unlock(pthread_mutex_t *m)
+{
+	static int (*real)(pthread_mutex_t *);
+	if (!real)
+		real = (int (*)(pthread_mutex_t *))dlsym(RTLD_NEXT,
+							 "pthread_mutex_unlock");
+	if (m == &osa_heap_lock && raise_before_unlock) {
+		raise_before_unlock = 0;
+		raise(SIGUSR1);
+	}
+	return real(m);
+}
+
+static void *wait_forever(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static void not_alone(void)
+{
+	pthread_t t;
+	setup_require(pthread_create(&t, NULL, wait_forever, NULL) == 0,
+		      "pthread_create");
+}
+
+static void scen_recursive_malloc_just_after_the_heap_lock(void)
+{
+	signal(SIGUSR1, handler_malloc);
+	not_alone();
+	os_free(xmalloc(MEDIUM));
+	raise_after_lock = 1;
+	expect_ptr(NULL);
+	void *p = os_malloc(MEDIUM);
+	(void)p;
+}
+
+static void scen_recursive_malloc_just_before_the_heap_unlock(void)
+{
+	signal(SIGUSR1, handler_malloc);
+	not_alone();
+	os_free(xmalloc(MEDIUM));
+	raise_before_unlock = 1;
+	expect_ptr(NULL);
+	void *p = os_malloc(MEDIUM);
+	(void)p;
+}
+
 /* M37: the first call to osalloc frees a foreign pointer. */
 static void scen_free_before_any_allocation_global(void)
 {
@@ -1325,6 +1397,10 @@ static void scen_heap_check_reports_overflow(void)
 	  STRICT)                                                              \
 	X(recursive_malloc_from_signal_handler, "os_malloc", RECURSIVE, NULL)  \
 	X(recursive_free_from_signal_handler, "os_free", RECURSIVE, NULL)      \
+	X(recursive_malloc_just_after_the_heap_lock, "os_malloc", RECURSIVE,   \
+	  NULL)                                                                \
+	X(recursive_malloc_just_before_the_heap_unlock, "os_malloc",           \
+	  RECURSIVE, NULL)                                                     \
 	X(free_before_any_allocation_global, "os_free", NOT_OURS, NULL)        \
 	X(free_before_any_allocation_stack, "os_free", NOT_OURS, NULL)         \
 	X(realloc_before_any_allocation, "os_realloc", NOT_OURS, NULL)         \
