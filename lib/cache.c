@@ -325,6 +325,7 @@ void *osa_tcache_refill(struct osa_tcache *tc, size_t cls)
 		osa_heap_lock_release();
 		return osa_block_to_ptr(pop(tc, cls));
 	}
+	int saved = errno; /* a batch cut short by ENOMEM is still a success */
 	osa_block *first = osa_heap_alloc(size, &dirty);
 	for (size_t i = 1; first && i < n; i++) {
 		osa_block *b = osa_heap_alloc(size, &dirty);
@@ -343,6 +344,7 @@ void *osa_tcache_refill(struct osa_tcache *tc, size_t cls)
 		errno = ENOMEM;
 		return NULL;
 	}
+	errno = saved;
 	return osa_block_to_ptr(first);
 }
 
@@ -536,8 +538,18 @@ void osa_tcache_lock_all(void)
 	pthread_mutex_lock(&list_lock);
 }
 
+/* Is tc one of the parked caches?  (list_lock held) */
+static bool is_parked(const struct osa_tcache *tc)
+{
+	for (unsigned i = 0; i < nparked; i++)
+		if (parked[i] == tc)
+			return true;
+	return false;
+}
+
 /* In a fork child only the forking thread survives: the other caches'
- * blocks are lost to the child (their memory stays used). */
+ * blocks are lost to the child (their memory stays used), and their calls
+ * count as those of exited threads. */
 void osa_tcache_unlock_all(bool child)
 {
 	if (!child) {
@@ -546,6 +558,11 @@ void osa_tcache_unlock_all(bool child)
 	}
 	pthread_mutex_init(&list_lock, NULL);
 	struct osa_tcache *self = osa_tcache_self;
+	for (struct osa_tcache *tc = all; tc; tc = tc->next)
+		if (tc != self && !is_parked(tc)) {
+			dead_nalloc += tc->nalloc;
+			dead_nfree += tc->nfree;
+		}
 	all = NULL;
 	if (self && self != &no_cache)
 		list_add(self);

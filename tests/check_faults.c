@@ -1182,6 +1182,51 @@ START_TEST(test_huge_block_mapping_falls_back_when_a_call_fails)
 }
 END_TEST
 
+/* A cache refill takes a batch of blocks; when memory runs out after the
+ * first, the allocation still succeeds and must not leave ENOMEM in errno.
+ * The heap is filled under RLIMIT_DATA, one block of 2032 bytes is freed
+ * (too big for a cache), and malloc(1000) refills its empty class from it:
+ * the first block fits there, the second finds no memory. */
+static int refill_errno_child(void *unused)
+{
+	(void)unused;
+	enum { MAX = 40000 };
+	static void *p[MAX];
+	static const size_t sizes[] = {2000, 1500, 1100, 1000};
+	int n = 0;
+	os_free(os_malloc(8));
+	limit_to_usage(RLIMIT_DATA, "VmData", 2 * MiB);
+	for (int k = 0; k < 4; k++)
+		while (n < MAX && (p[n] = os_malloc(sizes[k])) != NULL)
+			n++;
+	CHILD_REQUIRE(n > 0 && n < MAX, "%d blocks before the limit", n);
+	int big = 0;
+	while (big < n && os_malloc_usable_size(p[big]) < 2000)
+		big++;
+	CHILD_REQUIRE(big < n, "no block of 2000 bytes");
+	os_free(p[big]);
+	p[big] = NULL;
+	errno = EDOM;
+	void *q = os_malloc(1000);
+	int e = errno;
+	CHILD_REQUIRE(q != NULL, "os_malloc(1000) after a free of 2000 bytes");
+	CHILD_REQUIRE(e == EDOM, "errno %d (%s) after a successful os_malloc", e,
+		      strerror(e));
+	os_free(q);
+	for (int i = 0; i < n; i++)
+		os_free(p[i]);
+	CHILD_REQUIRE(os_heap_check() == 0, "heap check");
+	return CHILD_OK;
+}
+
+START_TEST(test_a_refill_cut_short_by_enomem_keeps_errno)
+{
+	if (!limits_testable())
+		return;
+	expect_child_ok(refill_errno_child, NULL, "refill under RLIMIT_DATA");
+}
+END_TEST
+
 /* A heap of 8 MiB or more grows to a 2 MiB boundary.  When the break
  * refuses that (RLIMIT_DATA, here an injected failure), the heap asks for
  * what it needs instead and stays one segment, without an mmap. */
@@ -1405,6 +1450,7 @@ static Suite *faults_suite(void)
 	                    API_N * 5);
 	tcase_add_test(tc, test_rlimit_data_failed_realloc_keeps_the_block);
 	tcase_add_test(tc, test_rlimit_as_with_eight_threads_runs_out_cleanly);
+	tcase_add_test(tc, test_a_refill_cut_short_by_enomem_keeps_errno);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("break");

@@ -309,6 +309,81 @@ START_TEST(test_forked_child_with_threads_forks_again)
 }
 END_TEST
 
+/* The counts of calls survive fork: a child sees those of every thread of
+ * the parent, although only the forking thread's cache lives on.  Here a
+ * second thread allocates 1000 blocks that main frees, and is still alive
+ * at the fork. */
+enum { COUNTED = 1000 };
+static void *counted[COUNTED];
+static pthread_mutex_t counted_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t counted_cond = PTHREAD_COND_INITIALIZER;
+static int counted_stage;
+
+static void counted_set(int stage)
+{
+	pthread_mutex_lock(&counted_lock);
+	counted_stage = stage;
+	pthread_cond_broadcast(&counted_cond);
+	pthread_mutex_unlock(&counted_lock);
+}
+
+static void counted_wait(int stage)
+{
+	pthread_mutex_lock(&counted_lock);
+	while (counted_stage != stage)
+		pthread_cond_wait(&counted_cond, &counted_lock);
+	pthread_mutex_unlock(&counted_lock);
+}
+
+static void *allocate_and_wait(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < COUNTED; i++)
+		counted[i] = os_malloc(64);
+	counted_set(1);
+	counted_wait(2); /* alive across the fork */
+	return NULL;
+}
+
+static int counts_in_child(void *arg)
+{
+	const struct os_mallinfo *before = arg;
+	struct os_mallinfo mi;
+	os_mallinfo(&mi);
+	if (mi.alloc_calls != before->alloc_calls ||
+	    mi.free_calls != before->free_calls) {
+		fprintf(stderr, "child: %llu allocations, %llu frees; parent: "
+				"%llu, %llu\n",
+			mi.alloc_calls, mi.free_calls, before->alloc_calls,
+			before->free_calls);
+		return 1;
+	}
+	return 0;
+}
+
+START_TEST(test_fork_child_keeps_the_call_counts_of_every_thread)
+{
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, allocate_and_wait, NULL), 0);
+	counted_wait(1);
+	for (int i = 0; i < COUNTED; i++) {
+		ck_assert_ptr_nonnull(counted[i]);
+		os_free(counted[i]);
+	}
+	struct os_mallinfo before;
+	os_mallinfo(&before);
+	ck_assert_uint_ge(before.alloc_calls, COUNTED);
+	struct child_result r;
+	char st[64];
+	run_forked(counts_in_child, &before, scaled(60), &r);
+	counted_set(2);
+	pthread_join(t, NULL);
+	ck_assert_msg(
+	    WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0 && r.err_len == 0,
+	    "%s; stderr: %s", describe_status(r.status, st, sizeof st), r.err);
+}
+END_TEST
+
 static Suite *fork_suite(void)
 {
 	Suite *s = suite_create("fork");
@@ -318,6 +393,7 @@ static Suite *fork_suite(void)
 	    tc, test_fork_while_threads_allocate_child_allocates_and_checks);
 	tcase_add_test(tc, test_fork_from_a_second_thread_while_main_allocates);
 	tcase_add_test(tc, test_forked_child_with_threads_forks_again);
+	tcase_add_test(tc, test_fork_child_keeps_the_call_counts_of_every_thread);
 	suite_add_tcase(s, tc);
 	return s;
 }
