@@ -110,7 +110,8 @@ struct os_mallinfo {
 	                          included), heap and mmap */
 	size_t mmap_count;     /* live mmap'd blocks */
 	size_t mmap_bytes;     /* bytes mapped for them */
-	size_t peak_in_use_bytes; /* highest in_use_bytes seen */
+	size_t peak_in_use_bytes; /* highest in_use_bytes + cached_bytes
+				     seen (caches take blocks in batches) */
 	unsigned long long alloc_calls; /* successful allocations */
 	unsigned long long free_calls;  /* blocks released */
 };

@@ -610,6 +610,27 @@ START_TEST(test_allocations_never_walk_a_bin_of_other_sizes)
 }
 END_TEST
 
+/* ---- statistics ------------------------------------------------------ */
+
+/* os_mallinfo(3): the peak counts what the thread caches hold too (they
+ * take blocks from the heap in batches), so it is at least in_use_bytes +
+ * cached_bytes at any time; with caches, a malloc of 64 bytes makes the
+ * batch part of it. */
+START_TEST(test_the_peak_counts_the_blocks_that_caches_hold)
+{
+	void *p = os_malloc(64);
+	ck_assert_ptr_nonnull(p);
+	struct os_mallinfo m;
+	os_mallinfo(&m);
+	ck_assert_uint_ge(m.peak_in_use_bytes, m.in_use_bytes + m.cached_bytes);
+	if (m.cached_bytes > 0) /* caches are off under valgrind */
+		ck_assert_uint_gt(m.peak_in_use_bytes, m.in_use_bytes);
+	os_free(p);
+	os_mallinfo(&m);
+	ck_assert_uint_ge(m.peak_in_use_bytes, m.in_use_bytes + m.cached_bytes);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("heap");
@@ -642,6 +663,10 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_a_free_block_before_the_top_is_absorbed_when_growing);
 	tcase_add_test(tc,
 		       test_the_pages_after_the_top_are_faulted_in_ahead_and_no_further);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("stats");
+	tcase_add_test(tc, test_the_peak_counts_the_blocks_that_caches_hold);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("nowalk");
