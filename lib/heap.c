@@ -605,6 +605,10 @@ static bool seg_create(uintptr_t base, size_t len, bool from_mmap)
 	start_set(t);
 	s->top = t;
 	s->clean_from = (uintptr_t)osa_block_to_ptr(t);
+	/* The rest of a page where someone else left the break may hold
+	 * their bytes (a break lowered inside a page keeps them): not clean. */
+	if (s->clean_from < osa_align_up(base, OSA_PAGE))
+		s->clean_from = osa_align_up(base, OSA_PAGE);
 	s->trimmed_from = 0;
 	s->populated_to = osa_align_up(s->clean_from, OSA_PAGE);
 	s->arena = (unsigned)(A - H.arenas);

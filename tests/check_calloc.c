@@ -247,6 +247,29 @@ START_TEST(test_calloc_of_fresh_heap_memory_leaves_pages_untouched)
 }
 END_TEST
 
+/* A program that raised its break, wrote there and lowered it inside a
+ * page leaves those bytes past the break: the kernel keeps the page.  The
+ * heap's first segment starts in that page, and what is left of it is not
+ * taken for zeros. */
+START_TEST(test_calloc_is_zero_where_the_program_lowered_the_break_in_a_page)
+{
+	TST_SKIP_UNDER_VALGRIND("valgrind emulates the break");
+	unsigned char *q = sbrk(0);
+	ck_assert_ptr_ne(sbrk(8192), (void *)-1);
+	memset(q, 0xaa, 8192);
+	ck_assert_ptr_ne(sbrk(-(8192 - 100)), (void *)-1);
+	unsigned char *p = os_calloc(1, 3000);
+	ck_assert_ptr_nonnull(p);
+	ck_assert_msg(p > q && p < q + 4096,
+		      "%p is not in the page the program wrote at %p",
+		      (void *)p, (void *)q);
+	size_t bad = 0;
+	ck_assert_msg(tst_all_bytes(p, 3000, 0, &bad), "byte %zu not zero",
+		      bad);
+	os_free(p);
+}
+END_TEST
+
 START_TEST(test_calloc_of_fresh_heap_growth_leaves_pages_untouched)
 {
 	TST_SKIP_UNDER_VALGRIND("libosalloc clears calloc memory under valgrind (memcheck must see the zeros written)");
@@ -299,6 +322,8 @@ static Suite *make_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("fresh");
+	tcase_add_test(
+	    tc, test_calloc_is_zero_where_the_program_lowered_the_break_in_a_page);
 	tcase_add_test(tc, test_calloc_of_fresh_mmap_memory_leaves_pages_untouched);
 	tcase_add_test(tc, test_calloc_of_fresh_heap_memory_leaves_pages_untouched);
 	tcase_add_test(tc, test_calloc_of_fresh_heap_growth_leaves_pages_untouched);
