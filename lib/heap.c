@@ -737,9 +737,10 @@ static bool heap_grow(size_t need)
 	if (A != &H.arenas[0]) {
 		if (grow_window(s, want))
 			return true;
-	} else if (!s || !s->from_mmap) {
-		if (grow_brk(s, want))
-			return true;
+	} else if (grow_brk(s, want)) {
+		/* Also after a growth fell back to a mapping: the break may
+		 * be free again, and a brk segment grows in place. */
+		return true;
 	}
 	/* Another arena's, or brk refused or is obstructed: a mapping. */
 	size_t len = want > (1u << 20) ? want : (1u << 20);

@@ -238,6 +238,8 @@ void *osa_large_realloc(osa_block *b, size_t size)
 	struct entry e = take_entry(ptr);
 	size_t offset = ptr - e.base;
 	size_t length = osa_align_up(size + offset, OSA_PAGE);
+	size_t exact = length;
+	int saved = errno;
 	if (length <= e.length && length + e.length / 2 > e.length) {
 		return_entry(&e); /* shrinks by less than half: keep it */
 		return (void *)ptr;
@@ -254,6 +256,12 @@ void *osa_large_realloc(osa_block *b, size_t size)
 	 * another thread's new mapping may land on the vacated range and
 	 * register the same pointer without clashing with ours. */
 	void *m = osa_sys_mremap((void *)e.base, e.length, length);
+	if (!m && length > exact) { /* the quarter more was optional */
+		length = exact;
+		m = osa_sys_mremap((void *)e.base, e.length, length);
+		if (m)
+			errno = saved;
+	}
 	if (!m) {
 		return_entry(&e);
 		errno = ENOMEM;

@@ -503,8 +503,13 @@ static void *realloc_large(void *ptr, osa_block *b, size_t size)
 	/* Under valgrind, moving by mremap would hide the block's history. */
 	if (size >= osa_opt.mmap_threshold && !osa_on_valgrind)
 		return osa_large_realloc(b, size);
+	int saved = errno;
 	void *n = realloc_move(ptr, old, size, size);
-	return n ? n : (size <= old ? ptr : NULL); /* shrinking never fails */
+	if (!n && size <= old) { /* shrinking never fails: keep the block */
+		errno = saved;
+		return ptr;
+	}
+	return n;
 }
 
 void *osa_realloc_api(void *ptr, size_t size, enum osa_api api)

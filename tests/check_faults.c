@@ -599,6 +599,46 @@ static int f03_grown_child(void *arg)
 	return CHILD_OK;
 }
 
+/* The break was obstructed during one growth, which fell back to a
+ * mapping, and is free again: later growth goes back to the break, one new
+ * segment that grows in place (it made a new 1 MiB mapping per growth). */
+static int f03_freed_child(void *arg)
+{
+	(void)arg;
+	enum { SIZE = 4000, FIRST = 40, MORE = 1000 };
+	static void *p[FIRST + MORE];
+	void *first = os_malloc(100);
+	CHILD_REQUIRE(first != NULL, "first allocation");
+	unsigned char *m = obstruct_break();
+	int n = 0;
+	while (n < FIRST) /* 160 KB: more than the 128 KiB preallocated */
+		CHILD_REQUIRE((p[n++] = os_malloc(SIZE)) != NULL, "os_malloc");
+	CHILD_REQUIRE(munmap(m, 4096) == 0, "munmap");
+	struct os_mallinfo before, after;
+	os_mallinfo(&before);
+	uintptr_t brk_before = (uintptr_t)sbrk(0);
+	while (n < FIRST + MORE) { /* 4 MB more */
+		CHILD_REQUIRE((p[n] = os_malloc(SIZE)) != NULL, "os_malloc");
+		tag_fill(p[n], SIZE, (uint64_t)n);
+		n++;
+	}
+	os_mallinfo(&after);
+	uintptr_t moved = (uintptr_t)sbrk(0) - brk_before;
+	CHILD_REQUIRE(moved >= 2 * MiB, "the break moved by %zu bytes",
+		      (size_t)moved);
+	CHILD_REQUIRE(after.heap_segments <= before.heap_segments + 1,
+		      "%zu segments, %zu before", after.heap_segments,
+		      before.heap_segments);
+	for (int i = FIRST; i < n; i++)
+		CHILD_REQUIRE(tag_check(p[i], SIZE, (uint64_t)i),
+			      "block %d changed", i);
+	for (int i = 0; i < n; i++)
+		os_free(p[i]);
+	os_free(first);
+	CHILD_REQUIRE(os_heap_check() == 0, "heap check");
+	return CHILD_OK;
+}
+
 /* valgrind emulates the break in a reserved area: nothing can be mapped
  * at it, and the break cannot grow far anyway. */
 START_TEST(test_obstructed_break_before_first_use_falls_back_to_mmap)
@@ -614,6 +654,14 @@ START_TEST(test_obstructed_break_after_growth_starts_a_new_segment)
 	if (under_valgrind())
 		return;
 	expect_child_ok(f03_grown_child, NULL, "brk obstructed, grown");
+}
+END_TEST
+
+START_TEST(test_a_break_free_again_is_used_again)
+{
+	if (under_valgrind())
+		return;
+	expect_child_ok(f03_freed_child, NULL, "brk obstructed, then free");
 }
 END_TEST
 
@@ -1227,6 +1275,58 @@ START_TEST(test_a_refill_cut_short_by_enomem_keeps_errno)
 }
 END_TEST
 
+/* A mapped block that grows gets a quarter more than asked, so that a
+ * block grown in small steps moves O(log n) times.  When the address space
+ * has room for what was asked and not for the quarter, the realloc still
+ * succeeds, in place, and keeps errno. */
+static int large_growth_child(void *unused)
+{
+	(void)unused;
+	enum { OLD = 64 * MiB, NEW = 65 * MiB };
+	unsigned char *p = os_malloc(OLD);
+	CHILD_REQUIRE(p != NULL, "os_malloc(64 MiB)");
+	tag_fill(p, OLD, 7);
+	limit_to_usage(RLIMIT_AS, "VmSize", 4 * MiB);
+	errno = EDOM;
+	unsigned char *q = os_realloc(p, NEW);
+	int e = errno;
+	CHILD_REQUIRE(q != NULL, "os_realloc(64 MiB -> 65 MiB): errno %d", e);
+	CHILD_REQUIRE(e == EDOM, "errno %d after a successful os_realloc", e);
+	CHILD_REQUIRE(tag_check(q, OLD, 7), "contents changed");
+	os_free(q);
+	return CHILD_OK;
+}
+
+/* A mapped block shrunk below the threshold moves to the heap; when the
+ * heap cannot have the memory (here its very first growth), the block
+ * stays where it is: a success, which keeps errno. */
+static int large_shrink_child(void *unused)
+{
+	(void)unused;
+	unsigned char *p = os_malloc(MiB);
+	CHILD_REQUIRE(p != NULL, "os_malloc(1 MiB)");
+	tag_fill(p, 50000, 8);
+	limit_to_usage(RLIMIT_AS, "VmSize", 0);
+	errno = EDOM;
+	unsigned char *q = os_realloc(p, 50000);
+	int e = errno;
+	CHILD_REQUIRE(q == p, "os_realloc(1 MiB -> 50000) = %p, not %p",
+		      (void *)q, (void *)p);
+	CHILD_REQUIRE(e == EDOM, "errno %d after a successful os_realloc", e);
+	CHILD_REQUIRE(tag_check(q, 50000, 8), "contents changed");
+	os_free(q);
+	return CHILD_OK;
+}
+
+START_TEST(test_a_mapped_block_grows_when_only_its_slack_does_not_fit)
+{
+	if (!limits_testable())
+		return;
+	expect_child_ok(large_growth_child, NULL, "RLIMIT_AS, large growth");
+	expect_child_ok(large_shrink_child, NULL, "RLIMIT_AS, large shrink");
+}
+END_TEST
+
 /* A heap of 8 MiB or more grows to a 2 MiB boundary.  When the break
  * refuses that (RLIMIT_DATA, here an injected failure), the heap asks for
  * what it needs instead and stays one segment, without an mmap. */
@@ -1451,6 +1551,7 @@ static Suite *faults_suite(void)
 	tcase_add_test(tc, test_rlimit_data_failed_realloc_keeps_the_block);
 	tcase_add_test(tc, test_rlimit_as_with_eight_threads_runs_out_cleanly);
 	tcase_add_test(tc, test_a_refill_cut_short_by_enomem_keeps_errno);
+	tcase_add_test(tc, test_a_mapped_block_grows_when_only_its_slack_does_not_fit);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("break");
@@ -1459,6 +1560,7 @@ static Suite *faults_suite(void)
 	    tc, test_obstructed_break_before_first_use_falls_back_to_mmap);
 	tcase_add_test(tc,
 	               test_obstructed_break_after_growth_starts_a_new_segment);
+	tcase_add_test(tc, test_a_break_free_again_is_used_again);
 	tcase_add_test(tc, test_foreign_sbrk_starts_a_new_segment);
 	tcase_add_test(tc, test_glibc_malloc_interleaving_on_the_break);
 	suite_add_tcase(s, tc);
