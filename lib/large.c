@@ -28,10 +28,14 @@ static struct entry static_table[STATIC_SLOTS];
 static struct {
 	struct entry *table;
 	size_t slots, used; /* slots is a power of two */
+	/* Entries out of the table while a realloc moves their mapping: the
+	 * table keeps room for them, so that putting one back cannot fail,
+	 * whatever other threads registered meanwhile. */
+	size_t pending;
 	size_t bytes;
 	uintptr_t ring[RING];
 	unsigned ring_at;
-} R = {static_table, STATIC_SLOTS, 0, 0, {0}, 0};
+} R = {static_table, STATIC_SLOTS, 0, 0, 0, {0}, 0};
 
 size_t osa_large_bytes(void)
 {
@@ -79,10 +83,17 @@ static bool grow(void)
 	return true;
 }
 
-static bool insert(const struct entry *e)
+/* Registers e; returning: e was taken out by take_entry(..., true), and its
+ * room is kept.  Invariant: (used + pending) * 2 <= slots. */
+static bool insert(const struct entry *e, bool returning)
 {
-	if ((R.used + 1) * 2 > R.slots && !grow())
+	if (returning) {
+		assert(R.pending > 0);
+		R.pending--;
+	} else if ((R.used + R.pending + 1) * 2 > R.slots && !grow()) {
 		return false;
+	}
+	assert((R.used + R.pending + 1) * 2 <= R.slots);
 	put(R.table, R.slots, e);
 	R.used++;
 	__atomic_store_n(&R.bytes, R.bytes + e->length, __ATOMIC_RELAXED);
@@ -161,7 +172,7 @@ void *osa_large_alloc(size_t size, size_t align)
 	 * for a fork child taken between the two steps. */
 	place_header(ptr, length);
 	pthread_mutex_lock(&large_lock);
-	bool ok = insert(&e);
+	bool ok = insert(&e, false);
 	pthread_mutex_unlock(&large_lock);
 	if (!ok) {
 		osa_sys_munmap(m, length);
@@ -197,8 +208,9 @@ static void unmap(void *base, size_t length)
 	errno = saved;
 }
 
-/* Takes ptr's entry out of the registry (aborts if it is not there). */
-static struct entry take_entry(uintptr_t ptr)
+/* Takes ptr's entry out of the registry (aborts if it is not there);
+ * returning: it will be put back with return_entry. */
+static struct entry take_entry(uintptr_t ptr, bool returning)
 {
 	pthread_mutex_lock(&large_lock);
 	long i = find(ptr);
@@ -208,24 +220,23 @@ static struct entry take_entry(uintptr_t ptr)
 	}
 	struct entry e = R.table[i];
 	remove_at((size_t)i);
+	R.pending += returning;
 	pthread_mutex_unlock(&large_lock);
 	return e;
 }
 
-/* Puts an entry back; cannot fail, its slot was freed by take_entry. */
+/* Puts an entry back (moved or not); cannot fail: its room was kept. */
 static void return_entry(const struct entry *e)
 {
 	pthread_mutex_lock(&large_lock);
-	bool ok = insert(e);
+	insert(e, true);
 	pthread_mutex_unlock(&large_lock);
-	assert(ok && "registry has the slot take_entry freed");
-	(void)ok;
 }
 
 void osa_large_free(osa_block *b)
 {
 	uintptr_t ptr = (uintptr_t)osa_block_to_ptr(b);
-	struct entry e = take_entry(ptr);
+	struct entry e = take_entry(ptr, false);
 	pthread_mutex_lock(&large_lock);
 	remember_freed(ptr);
 	pthread_mutex_unlock(&large_lock);
@@ -235,7 +246,7 @@ void osa_large_free(osa_block *b)
 void *osa_large_realloc(osa_block *b, size_t size)
 {
 	uintptr_t ptr = (uintptr_t)osa_block_to_ptr(b);
-	struct entry e = take_entry(ptr);
+	struct entry e = take_entry(ptr, true);
 	size_t offset = ptr - e.base;
 	size_t length = osa_align_up(size + offset, OSA_PAGE);
 	size_t exact = length;

@@ -15,6 +15,7 @@
 #include <check.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -1327,6 +1329,67 @@ START_TEST(test_a_mapped_block_grows_when_only_its_slack_does_not_fit)
 }
 END_TEST
 
+/* A realloc of a mapped block takes its entry out of the registry while
+ * mremap runs, and puts it back after, moved or not.  Meanwhile another
+ * thread may register a mapping that fills the table to its growth point,
+ * and memory may run out: putting the entry back must still not need a
+ * bigger table.  The test binary interposes mremap to play the other
+ * thread at that moment: it registers a block, then lowers RLIMIT_AS to
+ * what is in use, so that the realloc's mremap fails too. */
+static volatile int mremap_hook;
+
+void *mremap(void *old, size_t old_len, size_t new_len, int flags, ...)
+{
+	va_list ap;
+	va_start(ap, flags);
+	void *new_addr = (flags & MREMAP_FIXED) ? va_arg(ap, void *) : NULL;
+	va_end(ap);
+	if (mremap_hook) {
+		mremap_hook = 0;
+		void *other = os_malloc(200000);
+		CHILD_REQUIRE(other != NULL, "the other block");
+		limit_to_usage(RLIMIT_AS, "VmSize", 0);
+	}
+	return (void *)syscall(SYS_mremap, old, old_len, new_len, flags,
+			       new_addr);
+}
+
+static int registry_child(void *unused)
+{
+	(void)unused;
+	enum { N = 128 }; /* the first table's growth point */
+	static unsigned char *v[N];
+	for (int i = 0; i < N; i++) {
+		v[i] = os_malloc(200000);
+		CHILD_REQUIRE(v[i] != NULL, "os_malloc(200000) #%d", i);
+	}
+	struct os_mallinfo m;
+	os_mallinfo(&m);
+	CHILD_REQUIRE(m.mmap_count == N, "%zu mapped blocks", m.mmap_count);
+	tag_fill(v[0], 200000, 3);
+	mremap_hook = 1;
+	errno = EDOM;
+	void *q = os_realloc(v[0], 400000);
+	CHILD_REQUIRE(!mremap_hook, "mremap was not called");
+	CHILD_REQUIRE(q == NULL && errno == ENOMEM,
+		      "os_realloc = %p, errno %d", q, errno);
+	CHILD_REQUIRE(tag_check(v[0], 200000, 3), "the block changed");
+	CHILD_REQUIRE(os_heap_check() == 0, "heap check");
+	os_free(v[0]); /* still registered */
+	os_mallinfo(&m);
+	CHILD_REQUIRE(m.mmap_count == N, "%zu mapped blocks after the free",
+		      m.mmap_count);
+	return CHILD_OK;
+}
+
+START_TEST(test_a_realloc_puts_its_mapping_back_whatever_was_registered_meanwhile)
+{
+	if (!limits_testable())
+		return;
+	expect_child_ok(registry_child, NULL, "registry at its growth point");
+}
+END_TEST
+
 /* A heap of 8 MiB or more grows to a 2 MiB boundary.  When the break
  * refuses that (RLIMIT_DATA, here an injected failure), the heap asks for
  * what it needs instead and stays one segment, without an mmap. */
@@ -1552,6 +1615,8 @@ static Suite *faults_suite(void)
 	tcase_add_test(tc, test_rlimit_as_with_eight_threads_runs_out_cleanly);
 	tcase_add_test(tc, test_a_refill_cut_short_by_enomem_keeps_errno);
 	tcase_add_test(tc, test_a_mapped_block_grows_when_only_its_slack_does_not_fit);
+	tcase_add_test(
+	    tc, test_a_realloc_puts_its_mapping_back_whatever_was_registered_meanwhile);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("break");
