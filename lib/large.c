@@ -198,13 +198,18 @@ osa_block *osa_large_find(const void *ptr)
 	return i < 0 ? NULL : osa_block_from_ptr(ptr);
 }
 
-/* Unmaps; a failing munmap (ENOMEM: too many mappings to split) leaks the
- * range and keeps errno; any other failure means our state is wrong. */
+/* Unmaps, keeping errno.  A munmap can fail with ENOMEM (the kernel would
+ * have to split a mapping and has too many): the range then stays mapped,
+ * but its pages go back to the system, so only address space is lost.  Any
+ * other failure means our state is wrong. */
 static void unmap(void *base, size_t length)
 {
 	int saved = errno;
-	if (osa_sys_munmap(base, length) != 0 && errno != ENOMEM)
-		osa_fatal(osa_current_api, OSA_E_STATE, base);
+	if (osa_sys_munmap(base, length) != 0) {
+		if (errno != ENOMEM)
+			osa_fatal(osa_current_api, OSA_E_STATE, base);
+		osa_sys_madvise_free(base, length);
+	}
 	errno = saved;
 }
 

@@ -1148,17 +1148,37 @@ END_TEST
 
 /* ---- F08: munmap fails ---- */
 
+/* How many of the pages wholly inside [p, p + len) are resident. */
+static size_t resident_pages(const void *p, size_t len)
+{
+	uintptr_t from = osa_align_up((uintptr_t)p, OSA_PAGE);
+	uintptr_t to = ((uintptr_t)p + len) & ~(uintptr_t)(OSA_PAGE - 1);
+	static unsigned char v[1024];
+	size_t n = 0, pages = to > from ? (to - from) / OSA_PAGE : 0;
+	ck_assert_uint_le(pages, sizeof v);
+	ck_assert_int_eq(mincore((void *)from, to - from, v), 0);
+	for (size_t i = 0; i < pages; i++)
+		n += v[i] & 1;
+	return n;
+}
+
+/* A failing munmap (ENOMEM) leaves the range mapped: the block is gone
+ * from the accounting, errno is kept, and its pages go back (MADV_DONTNEED),
+ * so that only address space is lost. */
 START_TEST(test_munmap_failure_keeps_errno_and_accounting)
 {
 	struct os_mallinfo before, after;
 	os_mallinfo(&before);
 	unsigned char *p = os_malloc(300000);
 	ck_assert_ptr_nonnull(p);
+	memset(p, 0x5a, 300000);
 	osa_sys_fail_nth(1, OSA_SYS_MUNMAP);
 	errno = EDOM;
 	os_free(p);
 	ck_assert_int_eq(errno, EDOM);
 	osa_sys_fail_nth(0, 0);
+	/* The mapping stays, but not its memory. */
+	ck_assert_uint_eq(resident_pages(p, 300000), 0);
 	os_mallinfo(&after);
 	ck_assert_uint_eq(after.mmap_count, before.mmap_count);
 	ck_assert_uint_eq(after.mmap_bytes, before.mmap_bytes);
