@@ -120,6 +120,7 @@ static void print_stats_at_exit(void)
 
 void osa_init_slow(void)
 {
+	int saved = errno; /* what initialisation tries is not the caller's */
 	pthread_mutex_lock(&init_lock);
 	if (!osa_initialised) {
 		osa_keys_init();
@@ -135,6 +136,7 @@ void osa_init_slow(void)
 	}
 	pthread_mutex_unlock(&init_lock);
 	register_atfork(); /* done already unless before the constructor */
+	errno = saved;
 }
 
 /* ---- strict mode (check=2): canary after the requested size ---- */
@@ -257,8 +259,11 @@ OSA_COLD static void *alloc_slow(size_t size, size_t *dirty)
 	}
 	size_t block = heap_block_for(size);
 	struct osa_tcache *tc = osa_tcache_self;
-	if (!tc)
+	if (!tc) {
+		int saved = errno; /* no cache is no failure: the heap serves */
 		tc = osa_tcache_create();
+		errno = saved;
+	}
 	if (tc && block <= OSA_CACHE_MAX_BLOCK && tc->limit[block >> 4]) {
 		*dirty = block - OSA_HDR;
 		/* Callers without the inline fast path (realloc, aligned
@@ -486,8 +491,11 @@ static void *realloc_heap(void *ptr, osa_block *b, size_t size)
 	if (size < osa_opt.mmap_threshold && osa_heap_resize(b, need)) {
 		if (strict())
 			strict_arm(b, size);
-		if (!shrink)
+		if (!shrink) {
 			OSA_VG_RESIZE(ptr, old, usable_heap(b));
+			if (osa_opt.zero) /* the part added is read as zeros too */
+				memset((char *)ptr + old, 0, usable_heap(b) - old);
+		}
 		osa_heap_lock_release();
 		errno = saved;
 		return ptr;

@@ -43,9 +43,10 @@ static bool parse_size(const char *s, size_t len, size_t max, size_t *out)
 	if (len == 0)
 		return false;
 	for (; i < len && s[i] >= '0' && s[i] <= '9'; i++) {
-		if (v > (max - (size_t)(s[i] - '0')) / 10)
+		size_t d = (size_t)(s[i] - '0');
+		if (d > max || v > (max - d) / 10) /* v * 10 + d > max */
 			return false;
-		v = v * 10 + (size_t)(s[i] - '0');
+		v = v * 10 + d;
 	}
 	if (i == 0)
 		return false;

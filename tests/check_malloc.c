@@ -9,12 +9,15 @@
 #include <errno.h>
 #include <stdalign.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "internal.h"
 #include "osalloc.h"
+#include "reliable.h"
 
 /* Sizes around every interesting edge: tiny, cache classes, exact bins,
  * ranged bins, page sizes and the mmap threshold. */
@@ -559,6 +562,130 @@ START_TEST(test_request_refused_by_the_system_fails_with_enomem)
 }
 END_TEST
 
+/* ---- OSALLOC_OPTIONS and errno at the first call ---- */
+
+/* osalloc(7): a bad value gets one warning line and keeps the default.
+ * Values beyond a switch's maximum of 1 or 2 were taken as on, silently. */
+static int bad_option_child(void *arg)
+{
+	const char *opt = arg;
+	setenv("OSALLOC_OPTIONS", opt, 1);
+	void *p = os_malloc(1);
+	TST_CHILD_REQUIRE(p != NULL, "os_malloc");
+	TST_CHILD_REQUIRE(!osa_opt.zero && !osa_opt.junk && osa_opt.check == 1 &&
+				  osa_opt.cache == -1 && !osa_opt.stats &&
+				  osa_opt.thp,
+			  "%s changed a setting", opt);
+	os_free(p);
+	return TST_CHILD_OK;
+}
+
+START_TEST(test_an_option_value_above_its_maximum_is_refused)
+{
+	static const char *bad[] = {"zero=7",  "zero=10", "junk=5", "check=3",
+				    "check=9", "cache=3", "stats=4", "thp=8"};
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		struct tst_child c;
+		char want[96];
+		tst_run_child(bad_option_child, (void *)bad[i], 30, &c);
+		TST_ASSERT_CHILD_OK(&c);
+		snprintf(want, sizeof want,
+			 "osalloc: OSALLOC_OPTIONS: bad value, default kept: "
+			 "'%s'\n",
+			 bad[i]);
+		ck_assert_msg(strstr(c.err, want) != NULL,
+			      "no warning for %s; stderr: %s", bad[i], c.err);
+		tst_child_release(&c);
+	}
+}
+END_TEST
+
+/* The first call initialises the library; what that tries (a duplicate of
+ * stderr for stats=1 above descriptor 100, refused under RLIMIT_NOFILE of
+ * 64) must not show in errno after a success. */
+static int init_errno_child(void *unused)
+{
+	(void)unused;
+	setenv("OSALLOC_OPTIONS", "stats=1", 1);
+	struct rlimit rl = {64, 64};
+	TST_CHILD_REQUIRE(setrlimit(RLIMIT_NOFILE, &rl) == 0, "setrlimit");
+	errno = EDOM;
+	void *p = os_malloc(10);
+	int e = errno;
+	TST_CHILD_REQUIRE(p != NULL, "os_malloc");
+	TST_CHILD_REQUIRE(e == EDOM, "errno %d (%s) after the first os_malloc",
+			  e, strerror(e));
+	os_free(p);
+	return TST_CHILD_OK;
+}
+
+START_TEST(test_the_first_call_keeps_errno)
+{
+	struct tst_child c;
+	tst_run_child(init_errno_child, NULL, 30, &c);
+	TST_ASSERT_CHILD_OK(&c);
+	tst_child_release(&c);
+}
+END_TEST
+
+/* A thread's first allocation creates its cache, a heap block of its own.
+ * When the heap has no room for it, the request is served without a cache,
+ * and the success keeps errno.  The heap is filled with aligned blocks
+ * (which create no cache) under RLIMIT_DATA, then one is freed. */
+/* VmData of /proc/self/status, in KiB. */
+static long vmdata_kib(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kib = -1;
+	while (f && fgets(line, sizeof line, f))
+		if (strncmp(line, "VmData:", 7) == 0)
+			kib = atol(line + 7);
+	if (f)
+		fclose(f);
+	return kib;
+}
+
+static int cache_errno_child(void *unused)
+{
+	(void)unused;
+	enum { MAX = 100000 };
+	static void *p[MAX];
+	size_t n = 0;
+	void *first = os_aligned_alloc(32, 100); /* initialised, no cache */
+	TST_CHILD_REQUIRE(first != NULL, "os_aligned_alloc");
+	TST_CHILD_REQUIRE(osa_tcache_self == NULL, "a cache exists already");
+	struct rlimit rl;
+	TST_CHILD_REQUIRE(getrlimit(RLIMIT_DATA, &rl) == 0, "getrlimit");
+	rl.rlim_cur = (rlim_t)vmdata_kib() * 1024 + 64 * 1024;
+	TST_CHILD_REQUIRE(setrlimit(RLIMIT_DATA, &rl) == 0, "setrlimit");
+	while (n < MAX && (p[n] = os_aligned_alloc(32, 2000)) != NULL)
+		n++;
+	while (n < MAX && (p[n] = os_aligned_alloc(32, 16)) != NULL)
+		n++;
+	TST_CHILD_REQUIRE(n > 0 && n < MAX, "%zu blocks", n);
+	os_free(p[--n]);
+	errno = EDOM;
+	void *q = os_malloc(16);
+	int e = errno;
+	TST_CHILD_REQUIRE(q != NULL, "os_malloc(16) after a free");
+	TST_CHILD_REQUIRE(osa_tcache_self == NULL, "a cache was made after all");
+	TST_CHILD_REQUIRE(e == EDOM, "errno %d (%s) after a successful os_malloc",
+			  e, strerror(e));
+	return TST_CHILD_OK;
+}
+
+START_TEST(test_a_first_allocation_without_room_for_a_cache_keeps_errno)
+{
+	if (RELIABLE_SANITIZED || tst_under_valgrind())
+		return; /* RLIMIT_DATA: no room for the sanitizer's shadow */
+	struct tst_child c;
+	tst_run_child(cache_errno_child, NULL, 60, &c);
+	TST_ASSERT_CHILD_OK(&c);
+	tst_child_release(&c);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("malloc");
@@ -591,6 +718,13 @@ static Suite *make_suite(void)
 	tcase_add_test(tc, test_calloc_overflow_fails_with_enomem_touching_nothing);
 	tcase_add_test(tc, test_reallocarray_overflow_fails_and_keeps_the_block);
 	tcase_add_test(tc, test_request_refused_by_the_system_fails_with_enomem);
+	tcase_add_test(tc,
+		       test_a_first_allocation_without_room_for_a_cache_keeps_errno);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("options");
+	tcase_add_test(tc, test_an_option_value_above_its_maximum_is_refused);
+	tcase_add_test(tc, test_the_first_call_keeps_errno);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -215,6 +215,39 @@ START_TEST(test_realloc_grows_in_place_into_a_free_next_block)
 }
 END_TEST
 
+/* zero=1 makes every allocation read as zeros: the part that a realloc
+ * adds in place too, into a freed neighbour (which held other bytes) or
+ * into the top. */
+START_TEST(test_realloc_grown_in_place_reads_zeros_with_zero_1)
+{
+	setenv("OSALLOC_OPTIONS", "zero=1", 1);
+	unsigned char *a = os_malloc(3000), *b = os_malloc(5000),
+		      *c = os_malloc(3000);
+	ASSERT_NEIGHBOURS(a, b);
+	ASSERT_NEIGHBOURS(b, c);
+	memset(a, 0xa5, 3000);
+	memset(b, 0x42, 5000);
+	os_free(b);
+	unsigned char *q = os_realloc(a, 6000);
+	ck_assert_ptr_eq(q, a);
+	size_t bad = 0;
+	ck_assert_msg(tst_all_bytes(q, 3000, 0xa5, &bad), "byte %zu changed",
+		      bad);
+	ck_assert_msg(tst_all_bytes(q + 3000, 3000, 0, &bad),
+		      "byte %zu of the added part is not zero", 3000 + bad);
+	/* The last block grows into the top. */
+	memset(c, 0x17, 3000);
+	unsigned char *r = os_realloc(c, 9000);
+	ck_assert_ptr_eq(r, c);
+	ck_assert_msg(tst_all_bytes(r + 3000, 6000, 0, &bad),
+		      "byte %zu of the part taken from the top is not zero",
+		      3000 + bad);
+	os_free(q);
+	os_free(r);
+	ck_assert_int_eq(os_heap_check(), 0);
+}
+END_TEST
+
 START_TEST(test_realloc_grows_in_place_into_a_free_small_neighbour_without_caches)
 {
 	setenv("OSALLOC_OPTIONS", "cache=0", 1);
@@ -648,6 +681,7 @@ static Suite *make_suite(void)
 	    tc,
 	    test_realloc_grows_in_place_into_a_free_small_neighbour_without_caches);
 	tcase_add_test(tc, test_realloc_grows_the_last_block_into_the_top);
+	tcase_add_test(tc, test_realloc_grown_in_place_reads_zeros_with_zero_1);
 	tcase_add_test(tc,
 		       test_realloc_grows_the_last_block_across_a_heap_growth);
 	tcase_add_test(tc, test_realloc_grows_an_mmap_block_keeping_contents);
