@@ -26,6 +26,7 @@
  * definitions against one list. */
 OSA_EXPORT void *malloc(size_t size);
 OSA_EXPORT void free(void *ptr);
+OSA_EXPORT void cfree(void *ptr);
 OSA_EXPORT void *calloc(size_t nmemb, size_t size);
 OSA_EXPORT void *realloc(void *ptr, size_t size);
 OSA_EXPORT void *reallocarray(void *ptr, size_t nmemb, size_t size);
@@ -101,6 +102,14 @@ void *malloc(size_t size)
 }
 
 void free(void *ptr)
+{
+	std_free(ptr, OSA_API_STD_FREE);
+}
+
+/* The C library still exports cfree (a free) for programs linked against
+ * versions before 2.26: without this one, their blocks would reach its
+ * free.  Reported as free(). */
+void cfree(void *ptr)
 {
 	std_free(ptr, OSA_API_STD_FREE);
 }

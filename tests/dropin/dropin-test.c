@@ -117,6 +117,7 @@ static const char *const std_names[] = {
     "malloc_usable_size",
     "free_sized",
     "free_aligned_sized",
+    "cfree",
 };
 
 /* Every standard function is found first in libosalloc-malloc, and the

@@ -128,7 +128,7 @@ echo "drop-in library: $lib"
 
 # ---- exports: exactly the standard functions, unversioned -----------------
 NM=${NM:-nm}
-names='aligned_alloc calloc free free_aligned_sized free_sized malloc
+names='aligned_alloc calloc cfree free free_aligned_sized free_sized malloc
 malloc_usable_size memalign posix_memalign pvalloc realloc reallocarray valloc'
 printf '%s\n' $names | sort >"$tmp/names"
 $NM -D --defined-only "$lib" | awk '$2 ~ /^[TtWiV]$/ { print $3 }' |
@@ -268,6 +268,21 @@ else
 		fail "C++: $cxx cannot compile tests/dropin/cxx-test.cc"
 		show "$tmp/cxx.log"
 	fi
+fi
+
+# ---- cfree of old binaries (glibc's compatibility symbol, x86-64) ------------
+if [ "$(uname -m)" = x86_64 ] && command -v "${CC:-cc}" >/dev/null 2>&1; then
+	cfreeprog=$top_builddir/tests/dropin/cfree-test
+	if ${CC:-cc} -O1 -o "$cfreeprog" "$top_srcdir/tests/dropin/cfree-test.c" \
+		>"$tmp/cfree.log" 2>&1; then
+		expect_pass "cfree@GLIBC_2.2.5 of an old binary frees through the drop-in" \
+			"" "$cfreeprog"
+	else
+		fail "cannot compile tests/dropin/cfree-test.c"
+		show "$tmp/cfree.log"
+	fi
+else
+	echo "skip  cfree@GLIBC_2.2.5: not x86-64 or no C compiler"
 fi
 
 echo "${0##*/}: $passed passed, $failed failed"
