@@ -158,9 +158,9 @@ static void retire(struct osa_tcache *tc);
  * exiting threads filled the pool meanwhile, it goes to the heap. */
 static void repark(struct osa_tcache *tc)
 {
-	pthread_mutex_lock(&list_lock);
+	osa_lock(&list_lock);
 	bool back = park(tc);
-	pthread_mutex_unlock(&list_lock);
+	osa_unlock(&list_lock);
 	if (!back)
 		retire(tc);
 }
@@ -174,9 +174,9 @@ struct osa_tcache *osa_tcache_create(void)
 		osa_tcache_self = &no_cache;
 		return NULL;
 	}
-	pthread_mutex_lock(&list_lock);
+	osa_lock(&list_lock);
 	struct osa_tcache *old = unpark();
-	pthread_mutex_unlock(&list_lock);
+	osa_unlock(&list_lock);
 	if (old) {
 		if (adopt(old))
 			return old;
@@ -208,18 +208,18 @@ struct osa_tcache *osa_tcache_create(void)
 		osa_heap_lock_release();
 		return NULL;
 	}
-	pthread_mutex_lock(&list_lock);
+	osa_lock(&list_lock);
 	list_add(tc);
-	pthread_mutex_unlock(&list_lock);
+	osa_unlock(&list_lock);
 	return tc;
 }
 
 struct osa_tcache *osa_tcache_adopt_arena(unsigned arena)
 {
 	assert(!osa_tcache_self && "the caller has no cache yet");
-	pthread_mutex_lock(&list_lock);
+	osa_lock(&list_lock);
 	struct osa_tcache *tc = unpark_arena(arena);
-	pthread_mutex_unlock(&list_lock);
+	osa_unlock(&list_lock);
 	if (!tc || adopt(tc))
 		return tc;
 	repark(tc);
@@ -397,7 +397,7 @@ static void drain_all(struct osa_tcache *tc)
 static void retire(struct osa_tcache *tc)
 {
 	drain_all(tc);
-	pthread_mutex_lock(&list_lock);
+	osa_lock(&list_lock);
 	if (tc->prev)
 		tc->prev->next = tc->next;
 	else
@@ -406,7 +406,7 @@ static void retire(struct osa_tcache *tc)
 		tc->next->prev = tc->prev;
 	dead_nalloc += tc->nalloc;
 	dead_nfree += tc->nfree;
-	pthread_mutex_unlock(&list_lock);
+	osa_unlock(&list_lock);
 	osa_heap_lock_acquire();
 	osa_heap_free(osa_block_from_ptr(tc));
 	osa_heap_lock_release();
@@ -423,9 +423,9 @@ static void cache_destroy(void *arg)
 		return_foreign(tc);
 		osa_heap_lock_release();
 	}
-	pthread_mutex_lock(&list_lock);
+	osa_lock(&list_lock);
 	bool kept = park(tc);
-	pthread_mutex_unlock(&list_lock);
+	osa_unlock(&list_lock);
 	if (!kept)
 		retire(tc);
 }
@@ -453,9 +453,9 @@ void osa_tcache_flush_self(void)
 	/* Out of the pool first: list_lock is never held while the heap lock
 	 * is taken (fork_prepare takes them the other way round). */
 	for (;;) {
-		pthread_mutex_lock(&list_lock);
+		osa_lock(&list_lock);
 		struct osa_tcache *old = unpark();
-		pthread_mutex_unlock(&list_lock);
+		osa_unlock(&list_lock);
 		if (!old)
 			break;
 		retire(old);
@@ -505,10 +505,10 @@ int osa_tcache_check_self(void)
 	if (tc && tc != &no_cache && check_one(tc) != 0)
 		return -1;
 	int rc = 0;
-	pthread_mutex_lock(&list_lock);
+	osa_lock(&list_lock);
 	for (unsigned i = 0; i < nparked && rc == 0; i++)
 		rc = check_one(parked[i]);
-	pthread_mutex_unlock(&list_lock);
+	osa_unlock(&list_lock);
 	return rc;
 }
 
@@ -516,7 +516,7 @@ void osa_tcache_stats(struct os_mallinfo *info)
 {
 	unsigned long long na = dead_nalloc, nf = dead_nfree;
 	size_t cached = 0;
-	pthread_mutex_lock(&list_lock);
+	osa_lock(&list_lock);
 	na = dead_nalloc;
 	nf = dead_nfree;
 	for (struct osa_tcache *tc = all; tc; tc = tc->next) {
@@ -527,7 +527,7 @@ void osa_tcache_stats(struct os_mallinfo *info)
 	/* A parked cache's own block is held for the next thread too. */
 	for (unsigned i = 0; i < nparked; i++)
 		cached += osa_block_size(osa_block_from_ptr(parked[i]));
-	pthread_mutex_unlock(&list_lock);
+	osa_unlock(&list_lock);
 	info->cached_bytes += cached;
 	info->alloc_calls += na;
 	info->free_calls += nf;
@@ -535,7 +535,7 @@ void osa_tcache_stats(struct os_mallinfo *info)
 
 void osa_tcache_lock_all(void)
 {
-	pthread_mutex_lock(&list_lock);
+	osa_lock(&list_lock);
 }
 
 /* Is tc one of the parked caches?  (list_lock held) */
@@ -553,7 +553,7 @@ static bool is_parked(const struct osa_tcache *tc)
 void osa_tcache_unlock_all(bool child)
 {
 	if (!child) {
-		pthread_mutex_unlock(&list_lock);
+		osa_unlock(&list_lock);
 		return;
 	}
 	pthread_mutex_init(&list_lock, NULL);

@@ -150,7 +150,7 @@ void osa_heap_lock_acquire(void)
 {
 	if (OSA_UNLIKELY(in_heap))
 		osa_fatal(osa_current_api, OSA_E_RECURSIVE, NULL);
-	if (alone()) {
+	if (alone() || osa_forking) { /* forking: the lock is ours already */
 		in_heap = HELD_ALONE;
 	} else {
 		in_heap = HELD_MUTEX;

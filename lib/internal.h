@@ -185,6 +185,23 @@ OSA_NORETURN void osa_fatal(enum osa_api api, enum osa_cause cause,
 /* Test hook: when set, osa_fatal calls it instead of aborting (and then
  * longjmps or exits from it; it must not return). */
 extern void (*osa_fatal_hook)(enum osa_api, enum osa_cause, const void *);
+/* Set on the thread that forks from the end of the fork prepare handler,
+ * which holds every lock of the library, until the parent or child handler
+ * starts: fork handlers of other libraries that run in between, on that
+ * thread, may allocate, and must not wait for locks their thread holds.
+ * osa_lock and osa_unlock then do nothing (malloc.c). */
+extern __thread bool osa_forking __attribute__((tls_model("initial-exec")));
+OSA_INLINE void osa_lock(pthread_mutex_t *m)
+{
+	if (!osa_forking)
+		pthread_mutex_lock(m);
+}
+OSA_INLINE void osa_unlock(pthread_mutex_t *m)
+{
+	if (!osa_forking)
+		pthread_mutex_unlock(m);
+}
+
 /* The api whose call is in progress in this thread (for reports raised deep
  * inside the heap). */
 extern __thread enum osa_api osa_current_api

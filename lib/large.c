@@ -171,9 +171,9 @@ void *osa_large_alloc(size_t size, size_t align)
 	/* Header first: a registered block always has a valid header, even
 	 * for a fork child taken between the two steps. */
 	place_header(ptr, length);
-	pthread_mutex_lock(&large_lock);
+	osa_lock(&large_lock);
 	bool ok = insert(&e, false);
-	pthread_mutex_unlock(&large_lock);
+	osa_unlock(&large_lock);
 	if (!ok) {
 		osa_sys_munmap(m, length);
 		errno = ENOMEM;
@@ -192,9 +192,9 @@ void osa_large_prefault(void *ptr, size_t len)
 
 osa_block *osa_large_find(const void *ptr)
 {
-	pthread_mutex_lock(&large_lock);
+	osa_lock(&large_lock);
 	long i = find((uintptr_t)ptr);
-	pthread_mutex_unlock(&large_lock);
+	osa_unlock(&large_lock);
 	return i < 0 ? NULL : osa_block_from_ptr(ptr);
 }
 
@@ -217,34 +217,34 @@ static void unmap(void *base, size_t length)
  * returning: it will be put back with return_entry. */
 static struct entry take_entry(uintptr_t ptr, bool returning)
 {
-	pthread_mutex_lock(&large_lock);
+	osa_lock(&large_lock);
 	long i = find(ptr);
 	if (i < 0) {
-		pthread_mutex_unlock(&large_lock);
+		osa_unlock(&large_lock);
 		osa_fatal(osa_current_api, OSA_E_DOUBLE_FREE, (void *)ptr);
 	}
 	struct entry e = R.table[i];
 	remove_at((size_t)i);
 	R.pending += returning;
-	pthread_mutex_unlock(&large_lock);
+	osa_unlock(&large_lock);
 	return e;
 }
 
 /* Puts an entry back (moved or not); cannot fail: its room was kept. */
 static void return_entry(const struct entry *e)
 {
-	pthread_mutex_lock(&large_lock);
+	osa_lock(&large_lock);
 	insert(e, true);
-	pthread_mutex_unlock(&large_lock);
+	osa_unlock(&large_lock);
 }
 
 void osa_large_free(osa_block *b)
 {
 	uintptr_t ptr = (uintptr_t)osa_block_to_ptr(b);
 	struct entry e = take_entry(ptr, false);
-	pthread_mutex_lock(&large_lock);
+	osa_lock(&large_lock);
 	remember_freed(ptr);
-	pthread_mutex_unlock(&large_lock);
+	osa_unlock(&large_lock);
 	unmap((void *)e.base, e.length);
 }
 
@@ -300,10 +300,10 @@ void *osa_large_realloc(osa_block *b, size_t size)
 size_t osa_large_usable(const osa_block *b)
 {
 	uintptr_t ptr = (uintptr_t)osa_block_to_ptr(b);
-	pthread_mutex_lock(&large_lock);
+	osa_lock(&large_lock);
 	long i = find(ptr);
 	size_t n = i < 0 ? 0 : R.table[i].base + R.table[i].length - ptr;
-	pthread_mutex_unlock(&large_lock);
+	osa_unlock(&large_lock);
 	return n;
 }
 
@@ -311,7 +311,7 @@ enum osa_cause osa_large_classify_miss(const void *ptr)
 {
 	uintptr_t p = (uintptr_t)ptr;
 	enum osa_cause cause = OSA_E_NOT_OURS;
-	pthread_mutex_lock(&large_lock);
+	osa_lock(&large_lock);
 	for (unsigned k = 0; k < RING; k++)
 		if (R.ring[k] == p)
 			cause = OSA_E_DOUBLE_FREE;
@@ -319,7 +319,7 @@ enum osa_cause osa_large_classify_miss(const void *ptr)
 		if (R.table[i].ptr && p >= R.table[i].base &&
 		    p < R.table[i].base + R.table[i].length)
 			cause = OSA_E_NOT_START;
-	pthread_mutex_unlock(&large_lock);
+	osa_unlock(&large_lock);
 	return cause;
 }
 
@@ -327,7 +327,7 @@ int osa_large_check_all(void)
 {
 	int rc = 0;
 	size_t n = 0, bytes = 0;
-	pthread_mutex_lock(&large_lock);
+	osa_lock(&large_lock);
 	for (size_t i = 0; i < R.slots && rc == 0; i++) {
 		const struct entry *e = &R.table[i];
 		if (!e->ptr)
@@ -347,22 +347,22 @@ int osa_large_check_all(void)
 		osa_report(OSA_API_HEAP_CHECK, OSA_E_STATE, &R);
 		rc = -1;
 	}
-	pthread_mutex_unlock(&large_lock);
+	osa_unlock(&large_lock);
 	return rc;
 }
 
 void osa_large_stats(struct os_mallinfo *info)
 {
-	pthread_mutex_lock(&large_lock);
+	osa_lock(&large_lock);
 	info->mmap_count = R.used;
 	info->mmap_bytes = R.bytes;
 	info->in_use_bytes += R.bytes;
-	pthread_mutex_unlock(&large_lock);
+	osa_unlock(&large_lock);
 }
 
 void osa_large_lock_all(void)
 {
-	pthread_mutex_lock(&large_lock);
+	osa_lock(&large_lock);
 }
 
 void osa_large_unlock_all(bool child)
@@ -370,5 +370,5 @@ void osa_large_unlock_all(bool child)
 	if (child)
 		pthread_mutex_init(&large_lock, NULL);
 	else
-		pthread_mutex_unlock(&large_lock);
+		osa_unlock(&large_lock);
 }

@@ -25,16 +25,20 @@ static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
  * is held across fork(); the parent releases them, the child makes them
  * new.  init_lock is among them, so that no fork can copy a half-done
  * initialisation into a child where the initialising thread is gone. */
+__thread bool osa_forking __attribute__((tls_model("initial-exec")));
+
 static void fork_prepare(void)
 {
 	pthread_mutex_lock(&init_lock);
 	pthread_mutex_lock(&osa_heap_lock);
 	osa_tcache_lock_all();
 	osa_large_lock_all();
+	osa_forking = true;
 }
 
 static void fork_parent(void)
 {
+	osa_forking = false;
 	osa_large_unlock_all(false);
 	osa_tcache_unlock_all(false);
 	pthread_mutex_unlock(&osa_heap_lock);
@@ -43,6 +47,7 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
+	osa_forking = false;
 	osa_large_unlock_all(true);
 	osa_tcache_unlock_all(true);
 	osa_heap_after_fork_child();
@@ -121,7 +126,7 @@ static void print_stats_at_exit(void)
 void osa_init_slow(void)
 {
 	int saved = errno; /* what initialisation tries is not the caller's */
-	pthread_mutex_lock(&init_lock);
+	osa_lock(&init_lock);
 	if (!osa_initialised) {
 		osa_keys_init();
 		osa_options_init();
@@ -134,7 +139,7 @@ void osa_init_slow(void)
 			atexit(print_stats_at_exit);
 		}
 	}
-	pthread_mutex_unlock(&init_lock);
+	osa_unlock(&init_lock);
 	register_atfork(); /* done already unless before the constructor */
 	errno = saved;
 }
@@ -195,9 +200,9 @@ OSA_COLD OSA_NORETURN static void bad_pointer(const void *ptr)
 {
 	enum osa_cause cause = osa_large_classify_miss(ptr);
 	if (cause == OSA_E_NOT_OURS) {
-		pthread_mutex_lock(&osa_heap_lock);
+		osa_lock(&osa_heap_lock);
 		bool inside = osa_heap_contains((uintptr_t)ptr);
-		pthread_mutex_unlock(&osa_heap_lock);
+		osa_unlock(&osa_heap_lock);
 		if (inside)
 			cause = OSA_E_NOT_START;
 	}

@@ -26,6 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "osalloc.h"
@@ -384,6 +385,72 @@ START_TEST(test_fork_child_keeps_the_call_counts_of_every_thread)
 }
 END_TEST
 
+/* Fork handlers of another library, registered before libosalloc's (this
+ * constructor runs before the library's): their prepare handler runs after
+ * libosalloc's has taken its locks, their parent and child handlers before
+ * libosalloc's gives them back.  When they allocate, small and large, they
+ * must not wait for those locks (glibc's malloc allows this).  They
+ * allocate only while handlers_allocate is set. */
+static volatile int handlers_allocate;
+
+static void allocate_in_handler(void)
+{
+	if (!handlers_allocate)
+		return;
+	void *small = os_malloc(100), *large = os_malloc(300000);
+	if (!small || !large)
+		abort();
+	os_free(small);
+	os_free(large);
+}
+
+__attribute__((constructor(101))) static void register_handlers_first(void)
+{
+	pthread_atfork(allocate_in_handler, allocate_in_handler,
+		       allocate_in_handler);
+}
+
+static void *sleeper(void *arg)
+{
+	(void)arg;
+	for (;;)
+		pause();
+	return NULL;
+}
+
+static int fork_with_allocating_handlers(void *unused)
+{
+	(void)unused;
+	pthread_t t; /* two threads: the heap takes its mutex */
+	if (pthread_create(&t, NULL, sleeper, NULL) != 0)
+		return 2;
+	os_free(os_malloc(100));
+	handlers_allocate = 1;
+	pid_t pid = fork();
+	if (pid < 0)
+		return 3;
+	if (pid == 0) {
+		void *p = os_malloc(5000);
+		_exit(p && os_heap_check() == 0 ? 0 : 1);
+	}
+	int status;
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+	    WEXITSTATUS(status) != 0)
+		return 4;
+	return os_heap_check() == 0 ? 0 : 5;
+}
+
+START_TEST(test_fork_handlers_of_another_library_may_allocate)
+{
+	struct child_result r;
+	char st[64];
+	run_forked(fork_with_allocating_handlers, NULL, scaled(30), &r);
+	ck_assert_msg(
+	    WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0 && r.err_len == 0,
+	    "%s; stderr: %s", describe_status(r.status, st, sizeof st), r.err);
+}
+END_TEST
+
 static Suite *fork_suite(void)
 {
 	Suite *s = suite_create("fork");
@@ -394,6 +461,7 @@ static Suite *fork_suite(void)
 	tcase_add_test(tc, test_fork_from_a_second_thread_while_main_allocates);
 	tcase_add_test(tc, test_forked_child_with_threads_forks_again);
 	tcase_add_test(tc, test_fork_child_keeps_the_call_counts_of_every_thread);
+	tcase_add_test(tc, test_fork_handlers_of_another_library_may_allocate);
 	suite_add_tcase(s, tc);
 	return s;
 }
