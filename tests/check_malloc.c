@@ -621,6 +621,7 @@ static int init_errno_child(void *unused)
 
 START_TEST(test_the_first_call_keeps_errno)
 {
+	TST_SKIP_UNDER_VALGRIND("valgrind keeps RLIMIT_NOFILE for itself");
 	struct tst_child c;
 	tst_run_child(init_errno_child, NULL, 30, &c);
 	TST_ASSERT_CHILD_OK(&c);
