@@ -6,8 +6,9 @@
  * where someone else left the break, so that it ends on a page boundary);
  * later growth extends the segment in place when the break is still where
  * we left it, and otherwise starts a new segment (sbrk elsewhere, or an
- * mmap when brk fails).  Segments never merge.  A segment of OSA_HUGE_HEAP bytes or more grows to 2 MiB
- * boundaries and asks for transparent huge pages.  Each segment ends in a
+ * mmap when brk fails).  Segments never merge.  A segment of OSA_HUGE_HEAP
+ * bytes or more grows to 2 MiB boundaries and asks for transparent huge
+ * pages.  Each segment ends in a
  * fence header and keeps its free space at the end as a TOP block.  Free
  * blocks live in segregated bins (exact 16-byte classes below 1 KiB, 16 per
  * power of two above) found with a bitmap, so every operation is O(1) in

@@ -1072,26 +1072,26 @@ static void not_alone(void)
 		      "pthread_create");
 }
 
-static void scen_recursive_malloc_just_after_the_heap_lock(void)
+/* Arms *edge, then makes os_malloc take the heap lock. */
+static void recursive_at_a_lock_edge(volatile sig_atomic_t *edge)
 {
 	signal(SIGUSR1, handler_malloc);
 	not_alone();
 	os_free(xmalloc(MEDIUM));
-	raise_after_lock = 1;
+	*edge = 1;
 	expect_ptr(NULL);
 	void *p = os_malloc(MEDIUM);
 	(void)p;
 }
 
+static void scen_recursive_malloc_just_after_the_heap_lock(void)
+{
+	recursive_at_a_lock_edge(&raise_after_lock);
+}
+
 static void scen_recursive_malloc_just_before_the_heap_unlock(void)
 {
-	signal(SIGUSR1, handler_malloc);
-	not_alone();
-	os_free(xmalloc(MEDIUM));
-	raise_before_unlock = 1;
-	expect_ptr(NULL);
-	void *p = os_malloc(MEDIUM);
-	(void)p;
+	recursive_at_a_lock_edge(&raise_before_unlock);
 }
 
 /* M37: the first call to osalloc frees a foreign pointer. */
