@@ -6,10 +6,12 @@
  * where someone else left the break, so that it ends on a page boundary);
  * later growth extends the segment in place when the break is still where
  * we left it, and otherwise starts a new segment (sbrk elsewhere, or an
- * mmap when brk fails).  Segments never merge.  A segment of OSA_HUGE_HEAP
- * bytes or more grows to 2 MiB boundaries and asks for transparent huge
- * pages.  Each segment ends in a
- * fence header and keeps its free space at the end as a TOP block.  Free
+ * mmap when brk fails).  Segments never merge; an index sorted by address
+ * finds a block's segment in O(log segments) (a heap whose break is
+ * obstructed grows by 1 MiB mappings, thousands of segments).  A segment of
+ * OSA_HUGE_HEAP bytes or more grows to 2 MiB boundaries and asks for
+ * transparent huge pages.  Each segment ends in a fence header and keeps
+ * its free space at the end as a TOP block.  Free
  * blocks live in segregated bins (exact 16-byte classes below 1 KiB, 16 per
  * power of two above) found with a bitmap, so every operation is O(1) in
  * the number of blocks.
@@ -81,10 +83,20 @@ struct arena {
 	size_t returned_bytes;
 };
 
+/* A segment in the index: where it starts (its header) and ends, so that
+ * a lookup reads no segment header. */
+struct index_entry {
+	uintptr_t start, end;
+};
+
 static struct {
 	uint64_t canary_head;
 	struct arena arenas[OSA_ARENAS]; /* 0: the brk heap */
 	struct osa_segment *segs;        /* all arenas', newest first */
+	/* The same segments by address, for lookups in O(log nsegs): a heap
+	 * whose growth keeps falling back to mappings has thousands. */
+	struct index_entry *index;
+	size_t index_cap;
 	size_t heap_bytes, free_bytes, used_bytes, nsegs;
 	size_t trim_threshold; /* 0 until first used: OSA_TRIM_THRESHOLD */
 	unsigned threads;      /* threads given an arena so far */
@@ -462,15 +474,93 @@ static bool in_segment(const struct osa_segment *s, uintptr_t a)
 	return a - lo < (uintptr_t)seg_fence(s) - lo;
 }
 
+/* ---- the segment index ---- */
+
+/* The index's first entries: a heap that the break serves has one or a few
+ * segments, and its first growth is one brk and nothing else. */
+enum { INDEX_STATIC = 32 };
+static struct index_entry index_static[INDEX_STATIC];
+
+/* Room for one more segment in the index; false (errno kept) when the
+ * memory for a bigger index is not there. */
+static bool index_room(void)
+{
+	if (OSA_UNLIKELY(!H.index)) {
+		H.index = index_static;
+		H.index_cap = INDEX_STATIC;
+	}
+	if (H.nsegs < H.index_cap)
+		return true;
+	size_t cap = 2 * H.index_cap;
+	if (cap < OSA_PAGE / sizeof *H.index)
+		cap = OSA_PAGE / sizeof *H.index;
+	int saved = errno;
+	struct index_entry *n = osa_sys_mmap(cap * sizeof *n);
+	if (n) {
+		memcpy(n, H.index, H.nsegs * sizeof *n);
+		if (H.index != index_static)
+			osa_sys_munmap(H.index, H.index_cap * sizeof *n);
+	}
+	errno = saved;
+	if (!n)
+		return false;
+	H.index = n;
+	H.index_cap = cap;
+	return true;
+}
+
+/* The position of the last segment that starts at or below a, or -1. */
+static long index_find(uintptr_t a)
+{
+	const struct index_entry *base = H.index;
+	size_t n = H.nsegs;
+	if (n == 0)
+		return -1;
+	/* Without a branch on the comparison (a conditional move): heap
+	 * addresses come in no order a predictor could learn. */
+	while (n > 1) {
+		size_t half = n / 2;
+		base = base[half].start <= a ? base + half : base;
+		n -= half;
+	}
+	return base->start <= a ? base - H.index : -1;
+}
+
+/* Adds s, a new segment, to the index (index_room was true). */
+static void index_insert(struct osa_segment *s)
+{
+	assert(H.nsegs < H.index_cap && "index_room first");
+	size_t i = (size_t)(index_find((uintptr_t)s) + 1);
+	memmove(&H.index[i + 1], &H.index[i], (H.nsegs - i) * sizeof *H.index);
+	H.index[i] = (struct index_entry){(uintptr_t)s, s->end};
+}
+
+/* The index entry of the segment that starts nearest at or below a, or
+ * NULL. */
+static const struct index_entry *entry_below(uintptr_t a)
+{
+	long i = index_find(a);
+	return i < 0 ? NULL : &H.index[i];
+}
+
+/* Segment s now ends at s->end. */
+static void index_extend(const struct osa_segment *s)
+{
+	long i = index_find((uintptr_t)s);
+	assert(i >= 0 && H.index[i].start == (uintptr_t)s && "indexed");
+	H.index[i].end = s->end;
+}
+
 /* The segment whose blocks include the header at a (readable: before the
  * fence), or NULL.  The current arena's segment first: usually it. */
 static struct osa_segment *segment_of(uintptr_t a)
 {
 	if (OSA_LIKELY(A && A->cur && in_segment(A->cur, a)))
 		return A->cur;
-	for (struct osa_segment *s = H.segs; s; s = s->next)
-		if (in_segment(s, a))
-			return s;
+	const struct index_entry *e = entry_below(a);
+	uintptr_t first = e ? e->start + SEG_HDR : 0;
+	if (e && a - first < e->end - OSA_HDR - first)
+		return (struct osa_segment *)e->start;
 	return NULL;
 }
 
@@ -587,7 +677,7 @@ static bool seg_create(uintptr_t base, size_t len, bool from_mmap)
 {
 	uintptr_t b = osa_align_up(base, 16);
 	uintptr_t end = (base + len) & ~(uintptr_t)15;
-	if (end < b + SEG_HDR + OSA_MIN_BLOCK + OSA_HDR ||
+	if (end < b + SEG_HDR + OSA_MIN_BLOCK + OSA_HDR || !index_room() ||
 	    !osa_pagemap_reserve(b, end))
 		return false;
 	/* A segment born big is hinted before its header is written. */
@@ -621,6 +711,7 @@ static bool seg_create(uintptr_t base, size_t len, bool from_mmap)
 		retire_top(A->cur);
 	s->next = H.segs;
 	H.segs = s;
+	index_insert(s);
 	A->cur = s;
 	H.nsegs++;
 	H.heap_bytes += len;
@@ -639,6 +730,7 @@ static void seg_extend(struct osa_segment *s, size_t len)
 	if (s->clean_from > (uintptr_t)fence)
 		s->clean_from = (uintptr_t)fence;
 	s->end = new_end;
+	index_extend(s);
 	s->length += len;
 	osa_header_set(t, (osa_block_size(t) + len) | OSA_TOP |
 			      block_flags(t));
@@ -1112,10 +1204,8 @@ void osa_heap_verify_used(const osa_block *b)
 
 bool osa_heap_contains(uintptr_t ptr)
 {
-	for (struct osa_segment *s = H.segs; s; s = s->next)
-		if (ptr >= (uintptr_t)s && ptr < s->end)
-			return true;
-	return false;
+	const struct index_entry *e = entry_below(ptr);
+	return e && ptr < e->end;
 }
 
 /* ---- blocks returned to their arena ---- */
@@ -1363,6 +1453,23 @@ static int check_bins(size_t *nfree)
 	return *nfree == 0 ? 0 : check_fail(OSA_E_FREE_LIST, &H);
 }
 
+/* The index holds every segment once, in address order, none overlapping
+ * the next; nonzero if not. */
+static int check_index(void)
+{
+	if (H.nsegs > H.index_cap)
+		return -1;
+	for (size_t i = 1; i < H.nsegs; i++)
+		if (H.index[i - 1].end > H.index[i].start)
+			return -1;
+	for (const struct osa_segment *s = H.segs; s; s = s->next) {
+		const struct index_entry *e = entry_below((uintptr_t)s);
+		if (!e || e->start != (uintptr_t)s || e->end != s->end)
+			return -1;
+	}
+	return 0;
+}
+
 int osa_heap_check_all(void)
 {
 	if (H.canary_head != state_canary(&H.canary_head) ||
@@ -1376,7 +1483,7 @@ int osa_heap_check_all(void)
 		n++;
 	}
 	if (free_bytes != H.free_bytes || used_bytes != H.used_bytes ||
-	    bytes != H.heap_bytes || n != H.nsegs)
+	    bytes != H.heap_bytes || n != H.nsegs || check_index())
 		return check_fail(OSA_E_STATE, &H);
 	if (check_returned())
 		return -1;

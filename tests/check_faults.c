@@ -1558,6 +1558,78 @@ START_TEST(test_pagemap_growth_failure_is_clean)
 }
 END_TEST
 
+/* F09: the segment index (one entry per heap segment: 32 in static
+ * storage, then a mapping of 256, doubled as needed) cannot grow.  With the break obstructed, every 1 MiB of growth is a
+ * new mapped segment: its mapping is the 1st call, the index's growth (or
+ * the block-start map's) the 2nd.  A lookup in a heap of hundreds of
+ * segments must find each block's segment: the frees and os_heap_check
+ * (which checks the index against the segments) show it. */
+static int index_child(void *arg)
+{
+	(void)arg;
+	enum { SIZE = 100 * KiB, N = 3000 };
+	void *first = os_malloc(100);
+	CHILD_REQUIRE(first != NULL, "first allocation");
+	obstruct_break();
+	void **p = mmap(NULL, N * sizeof *p, PROT_READ | PROT_WRITE,
+	                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHILD_REQUIRE(p != MAP_FAILED, "mmap");
+	struct os_mallinfo info;
+	size_t n = 0, nulls = 0, null_at_32 = 0, null_at_256 = 0;
+	for (; n < N; n++) {
+		osa_sys_fail_nth(2, OSA_SYS_MMAP);
+		errno = 0;
+		p[n] = os_malloc(SIZE);
+		int err = errno;
+		osa_sys_fail_nth(0, 0);
+		if (!p[n]) {
+			CHILD_REQUIRE(err == ENOMEM, "errno %d", err);
+			CHILD_REQUIRE(os_heap_check() == 0, "heap check");
+			os_mallinfo(&info);
+			if (info.heap_segments == 32)
+				null_at_32 = n;
+			if (info.heap_segments == 256)
+				null_at_256 = n;
+			nulls++;
+			p[n] = os_malloc(SIZE);
+			CHILD_REQUIRE(p[n] != NULL, "allocation after failure");
+		}
+		((uint64_t *)p[n])[0] = n;
+		((uint64_t *)p[n])[SIZE / 8 - 1] = ~(uint64_t)n;
+	}
+	os_mallinfo(&info);
+	CHILD_REQUIRE(info.heap_segments > 256, "%zu segments",
+	              info.heap_segments);
+	CHILD_REQUIRE(null_at_32 > 0 && null_at_256 > 0,
+	              "no failure at 32 or 256 segments (%zu in all)", nulls);
+	CHILD_REQUIRE(os_heap_check() == 0, "heap check");
+	/* Every other block, from the oldest segments to the newest: the
+	 * frees look up segments all over the index, and merge. */
+	for (size_t i = 0; i < n; i += 2) {
+		CHILD_REQUIRE(((uint64_t *)p[i])[0] == i &&
+		                  ((uint64_t *)p[i])[SIZE / 8 - 1] == ~(uint64_t)i,
+		              "block %zu changed", i);
+		os_free(p[i]);
+	}
+	CHILD_REQUIRE(os_heap_check() == 0, "heap check");
+	for (size_t i = 1; i < n; i += 2) {
+		p[i] = os_realloc(p[i], SIZE / 2);
+		CHILD_REQUIRE(p[i] && ((uint64_t *)p[i])[0] == i, "block %zu", i);
+		os_free(p[i]);
+	}
+	os_free(first);
+	CHILD_REQUIRE(os_heap_check() == 0, "heap check");
+	return CHILD_OK;
+}
+
+START_TEST(test_segment_index_growth_failure_is_clean)
+{
+	if (under_valgrind())
+		return;
+	expect_child_ok(index_child, NULL, "segment index growth failure");
+}
+END_TEST
+
 /* ---- F11: a thread exits with a full cache while the OS refuses ---- */
 
 static unsigned long calls_at_exit;
@@ -1661,6 +1733,7 @@ static Suite *faults_suite(void)
 	tcase_add_test(tc, test_refused_huge_growth_asks_for_what_is_needed);
 	tcase_add_test(tc, test_registry_growth_failure_is_clean);
 	tcase_add_test(tc, test_pagemap_growth_failure_is_clean);
+	tcase_add_test(tc, test_segment_index_growth_failure_is_clean);
 	tcase_add_test(tc, test_thread_exit_flushes_its_cache_without_os_calls);
 	tcase_add_test(tc, test_free_keeps_errno_on_every_path);
 	suite_add_tcase(s, tc);
