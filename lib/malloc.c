@@ -304,11 +304,14 @@ static void *alloc_common(size_t size, enum osa_api api, size_t *dirty)
 	osa_current_api = api;
 	void *p = alloc_slow(size, dirty);
 	if (p && OSA_UNLIKELY(osa_on_valgrind)) {
-		OSA_VG_MALLOC(p, usable_of_new(p));
-		*dirty = size; /* memcheck must see calloc's zeros written */
+		size_t usable = usable_of_new(p);
+		OSA_VG_MALLOC(p, usable);
+		*dirty = usable; /* memcheck must see calloc's zeros written */
 	}
 	if (p && OSA_UNLIKELY(osa_opt.zero) && *dirty) {
-		memset(p, 0, size);
+		/* The whole usable size: a realloc may grow into it in place. */
+		size_t usable = usable_of_new(p);
+		memset(p, 0, *dirty < usable ? *dirty : usable);
 		*dirty = 0;
 	}
 	return p;
@@ -481,6 +484,17 @@ static size_t heap_room(size_t size)
 	return room;
 }
 
+/* zero=1: every byte of a block beyond what the program asked for reads
+ * as zero (alloc_common zeroes the whole usable size), so that the part a
+ * later realloc adds in place does too.  After a resize in place, the
+ * bytes from `from` (the smaller of the old usable size and the new
+ * request) to the new usable size `usable` are cleared. */
+static void zero_beyond(void *ptr, size_t from, size_t usable)
+{
+	if (usable > from)
+		memset((char *)ptr + from, 0, usable - from);
+}
+
 static void *realloc_heap(void *ptr, osa_block *b, size_t size)
 {
 	int saved = errno; /* a growth that succeeds after a refusal keeps it */
@@ -496,11 +510,11 @@ static void *realloc_heap(void *ptr, osa_block *b, size_t size)
 	if (size < osa_opt.mmap_threshold && osa_heap_resize(b, need)) {
 		if (strict())
 			strict_arm(b, size);
-		if (!shrink) {
-			OSA_VG_RESIZE(ptr, old, usable_heap(b));
-			if (osa_opt.zero) /* the part added is read as zeros too */
-				memset((char *)ptr + old, 0, usable_heap(b) - old);
-		}
+		size_t now = usable_heap(b);
+		if (!shrink)
+			OSA_VG_RESIZE(ptr, old, now);
+		if (OSA_UNLIKELY(osa_opt.zero))
+			zero_beyond(ptr, old < size ? old : size, now);
 		osa_heap_lock_release();
 		errno = saved;
 		return ptr;
@@ -513,15 +527,22 @@ static void *realloc_heap(void *ptr, osa_block *b, size_t size)
 static void *realloc_large(void *ptr, osa_block *b, size_t size)
 {
 	size_t old = osa_large_usable(b);
+	void *n;
 	/* Under valgrind, moving by mremap would hide the block's history. */
-	if (size >= osa_opt.mmap_threshold && !osa_on_valgrind)
-		return osa_large_realloc(b, size);
-	int saved = errno;
-	void *n = realloc_move(ptr, old, size, size);
-	if (!n && size <= old) { /* shrinking never fails: keep the block */
-		errno = saved;
-		return ptr;
+	if (size >= osa_opt.mmap_threshold && !osa_on_valgrind) {
+		n = osa_large_realloc(b, size);
+	} else {
+		int saved = errno;
+		n = realloc_move(ptr, old, size, size);
+		if (!n && size <= old) { /* shrinking never fails: keep it */
+			errno = saved;
+			n = ptr;
+		}
 	}
+	/* Grown in place, the pages added are new (zero); shrunk in place,
+	 * the tail kept must read as zeros when it grows back. */
+	if (n == ptr && size < old && OSA_UNLIKELY(osa_opt.zero))
+		zero_beyond(ptr, size, osa_large_usable(b));
 	return n;
 }
 

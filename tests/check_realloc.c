@@ -253,6 +253,56 @@ START_TEST(test_realloc_grown_in_place_reads_zeros_with_zero_1)
 }
 END_TEST
 
+/* zero=1: what a block held beyond the request also reads as zeros when a
+ * realloc gives it back to the program: after a shrink and a growth back
+ * (heap and mapped blocks), and in the slack of a reused block. */
+START_TEST(test_realloc_regrown_in_place_reads_zeros_with_zero_1)
+{
+	setenv("OSALLOC_OPTIONS", "zero=1", 1);
+	size_t bad = 0;
+	/* A heap block, shrunk and grown back. */
+	unsigned char *a = os_malloc(3000), *guard = os_malloc(64);
+	memset(a, 0xaa, 3000);
+	ck_assert_ptr_eq(os_realloc(a, 1000), a);
+	unsigned char *q = os_realloc(a, 3000);
+	ck_assert_ptr_nonnull(q);
+	ck_assert_msg(tst_all_bytes(q, 1000, 0xaa, &bad), "byte %zu", bad);
+	ck_assert_msg(tst_all_bytes(q + 1000, 2000, 0, &bad),
+		      "heap: byte %zu of the regrown part is not zero",
+		      1000 + bad);
+	os_free(q);
+	/* A reused block's slack: 112 bytes written, freed, taken again for
+	 * 100 (usable 112), grown to 112 in place. */
+	unsigned char *w = os_malloc(112);
+	ck_assert_uint_eq(os_malloc_usable_size(w), 112);
+	memset(w, 0xbb, 112);
+	os_free(w);
+	unsigned char *r = os_malloc(100);
+	ck_assert_ptr_eq(r, w);
+	ck_assert_ptr_eq(os_realloc(r, 112), r);
+	ck_assert_msg(tst_all_bytes(r, 112, 0, &bad),
+		      "slack: byte %zu is not zero", bad);
+	os_free(r);
+	/* A mapped block shrunk by less than half keeps its mapping (under
+	 * valgrind, a mapped block that changes size moves). */
+	unsigned char *m = os_malloc(400000);
+	memset(m, 0xaa, 400000);
+	unsigned char *k = os_realloc(m, 300000);
+	ck_assert_ptr_nonnull(k);
+	if (!tst_under_valgrind())
+		ck_assert_ptr_eq(k, m);
+	unsigned char *n = os_realloc(k, 400000);
+	ck_assert_ptr_nonnull(n);
+	ck_assert_msg(tst_all_bytes(n, 300000, 0xaa, &bad), "byte %zu", bad);
+	ck_assert_msg(tst_all_bytes(n + 300000, 100000, 0, &bad),
+		      "mapped: byte %zu of the regrown part is not zero",
+		      300000 + bad);
+	os_free(n);
+	os_free(guard);
+	ck_assert_int_eq(os_heap_check(), 0);
+}
+END_TEST
+
 START_TEST(test_realloc_grows_in_place_into_a_free_small_neighbour_without_caches)
 {
 	setenv("OSALLOC_OPTIONS", "cache=0", 1);
@@ -687,6 +737,7 @@ static Suite *make_suite(void)
 	    test_realloc_grows_in_place_into_a_free_small_neighbour_without_caches);
 	tcase_add_test(tc, test_realloc_grows_the_last_block_into_the_top);
 	tcase_add_test(tc, test_realloc_grown_in_place_reads_zeros_with_zero_1);
+	tcase_add_test(tc, test_realloc_regrown_in_place_reads_zeros_with_zero_1);
 	tcase_add_test(tc,
 		       test_realloc_grows_the_last_block_across_a_heap_growth);
 	tcase_add_test(tc, test_realloc_grows_an_mmap_block_keeping_contents);
