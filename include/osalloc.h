@@ -100,12 +100,14 @@ OSALLOC_API int os_heap_check(void) OSALLOC_NOTHROW;
 /* Statistics.  Counters are exact when no other thread allocates
  * concurrently, and approximate (never torn) otherwise. */
 struct os_mallinfo {
-	size_t heap_bytes;     /* bytes obtained from the OS for the brk heap */
+	size_t heap_bytes;     /* bytes obtained from the OS for the heap
+				  (the brk heap and other threads' arenas) */
 	size_t heap_segments;  /* number of heap segments (brk or mmap) */
 	size_t heap_free_bytes; /* free bytes in the heap (bins and top) */
 	size_t cached_bytes;   /* free blocks held by per-thread caches
 				  (and kept from exited threads, and
-				  waiting in their arena) */
+				  waiting in their arena), and the
+				  caches themselves */
 	size_t in_use_bytes;   /* bytes in blocks the program holds (headers
 	                          included), heap and mmap */
 	size_t mmap_count;     /* live mmap'd blocks */

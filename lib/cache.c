@@ -522,11 +522,11 @@ void osa_tcache_stats(struct os_mallinfo *info)
 	for (struct osa_tcache *tc = all; tc; tc = tc->next) {
 		na += __atomic_load_n(&tc->nalloc, __ATOMIC_RELAXED);
 		nf += __atomic_load_n(&tc->nfree, __ATOMIC_RELAXED);
-		cached += cache_bytes(tc);
+		/* Its own block too, a live cache's or a parked one's: it
+		 * is the allocator's, not the program's. */
+		cached += cache_bytes(tc) +
+			  osa_block_size(osa_block_from_ptr(tc));
 	}
-	/* A parked cache's own block is held for the next thread too. */
-	for (unsigned i = 0; i < nparked; i++)
-		cached += osa_block_size(osa_block_from_ptr(parked[i]));
 	osa_unlock(&list_lock);
 	info->cached_bytes += cached;
 	info->alloc_calls += na;

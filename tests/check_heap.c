@@ -14,6 +14,7 @@
 #include "common.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -631,6 +632,37 @@ START_TEST(test_the_peak_counts_the_blocks_that_caches_hold)
 }
 END_TEST
 
+/* os_mallinfo(3): in_use_bytes is what the program holds.  A thread's
+ * cache is a heap block of the allocator's own, counted in cached_bytes:
+ * once the program has freed everything, in the main thread and in one
+ * more, nothing is in use. */
+static void *alloc_and_free(void *arg)
+{
+	(void)arg;
+	void *p[100];
+	for (int i = 0; i < 100; i++)
+		p[i] = os_malloc(16 + (size_t)i * 8);
+	for (int i = 0; i < 100; i++)
+		os_free(p[i]);
+	return NULL;
+}
+
+START_TEST(test_nothing_is_in_use_once_the_program_freed_everything)
+{
+	struct os_mallinfo m;
+	alloc_and_free(NULL);
+	os_mallinfo(&m);
+	ck_assert_uint_eq(m.in_use_bytes, 0);
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, alloc_and_free, NULL), 0);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	alloc_and_free(NULL);
+	os_mallinfo(&m);
+	ck_assert_uint_eq(m.in_use_bytes, 0);
+	ck_assert_uint_eq(m.alloc_calls, m.free_calls);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("heap");
@@ -667,6 +699,7 @@ static Suite *make_suite(void)
 
 	tc = tcase_create("stats");
 	tcase_add_test(tc, test_the_peak_counts_the_blocks_that_caches_hold);
+	tcase_add_test(tc, test_nothing_is_in_use_once_the_program_freed_everything);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("nowalk");
