@@ -314,6 +314,11 @@ void *osa_tcache_refill(struct osa_tcache *tc, size_t cls)
 	size_t size = cls * 16, n = BATCH_BYTES / size, dirty;
 	if (n > tc->limit[cls] / 2u)
 		n = tc->limit[cls] / 2u;
+	/* Slow start: a class's first batches are of 2, 4, 8... blocks, so
+	 * that a size used a few times, by a program or by one of its
+	 * threads, holds little of the heap. */
+	if (n > (size_t)2 << tc->refills[cls])
+		n = (size_t)2 << tc->refills[cls];
 	/* Never above the limit (counts are 16 bits). */
 	if (tc->count[cls] + n > tc->limit[cls])
 		n = tc->limit[cls] > tc->count[cls] ? tc->limit[cls] - tc->count[cls]
@@ -326,6 +331,8 @@ void *osa_tcache_refill(struct osa_tcache *tc, size_t cls)
 		return osa_block_to_ptr(pop(tc, cls));
 	}
 	int saved = errno; /* a batch cut short by ENOMEM is still a success */
+	if (tc->refills[cls] < 15)
+		tc->refills[cls]++;
 	osa_block *first = osa_heap_alloc(size, &dirty);
 	for (size_t i = 1; first && i < n; i++) {
 		osa_block *b = osa_heap_alloc(size, &dirty);

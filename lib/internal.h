@@ -340,6 +340,7 @@ struct osa_tcache {
 	osa_block *head[OSA_CACHE_CLASSES]; /* 0: other arenas' blocks */
 	uint16_t count[OSA_CACHE_CLASSES];
 	uint16_t limit[OSA_CACHE_CLASSES];
+	uint8_t refills[OSA_CACHE_CLASSES]; /* batches taken, up to 15 */
 	uint64_t nalloc, nfree; /* calls served by the threads owning it */
 	size_t foreign_bytes;   /* bytes of the blocks in class 0 */
 	/* Sharing (cache.c): from share_until on, the next refill or flush

@@ -86,6 +86,32 @@ static int scenario_first_small(void)
 	return TST_CHILD_OK;
 }
 
+/* One block of every size a thread cache holds (16 to 1008 bytes, 63
+ * classes) fits in the preallocation: a cache's first batches of a class
+ * are small (2 blocks, then 4...), not 8 KiB each. */
+static int scenario_every_class(void)
+{
+	warm_up_libc();
+	struct tst_sys s0, s1, s2;
+	tst_sys_snapshot(&s0);
+	void *p = os_malloc(16);
+	tst_sys_snapshot(&s1);
+	TST_CHILD_REQUIRE(p != NULL, "os_malloc");
+	TST_CHILD_REQUIRE(DELTA(s0, s1, sbrk) == 1, "%lu sbrk calls",
+			  DELTA(s0, s1, sbrk));
+	for (size_t size = 32; size <= 1008; size += 16) {
+		void *q = os_malloc(size);
+		TST_CHILD_REQUIRE(q != NULL, "os_malloc(%zu)", size);
+	}
+	tst_sys_snapshot(&s2);
+	TST_CHILD_REQUIRE(DELTA(s1, s2, sbrk) == 0 && DELTA(s1, s2, mmap) == 0,
+			  "63 sizes made %lu sbrk, %lu mmap calls",
+			  DELTA(s1, s2, sbrk), DELTA(s1, s2, mmap));
+	TST_CHILD_REQUIRE(s2.brk == s1.brk, "the break moved by %zu",
+			  (size_t)(s2.brk - s1.brk));
+	return TST_CHILD_OK;
+}
+
 /* 100,000 small allocations (12.5 MiB): every growth is one sbrk of at
  * least 128 KiB, so there are at most total/128 KiB of them. */
 static int scenario_amortized(void)
@@ -468,6 +494,7 @@ static const struct tst_scenario scenarios[] = {
 	{"big_heap", scenario_big_heap},
 	{"unaligned_break", scenario_unaligned_break},
 	{"first_small", scenario_first_small},
+	{"every_class", scenario_every_class},
 	{"amortized", scenario_amortized},
 	{"large", scenario_large},
 	{"below_threshold", scenario_below_threshold},
@@ -488,6 +515,12 @@ static void run_ok(const char *name, const char *options)
 START_TEST(test_first_small_allocation_makes_one_brk_growth_of_128k)
 {
 	run_ok("first_small", NULL);
+}
+END_TEST
+
+START_TEST(test_one_block_of_every_cached_size_fits_in_the_preallocation)
+{
+	run_ok("every_class", NULL);
 }
 END_TEST
 
@@ -1082,6 +1115,7 @@ static Suite *make_suite(void)
 	TCase *tc = tcase_create("counted");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_first_small_allocation_makes_one_brk_growth_of_128k);
+	tcase_add_test(tc, test_one_block_of_every_cached_size_fits_in_the_preallocation);
 	tcase_add_test(tc, test_heap_prealloc_option_sets_the_first_growth);
 	tcase_add_test(tc, test_heap_growth_is_amortized);
 	tcase_add_test(tc,
