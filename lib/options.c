@@ -2,8 +2,13 @@
  *
  * Syntax: "name=value,name=value".  Sizes accept a k, m or g suffix.  An
  * unknown name or a bad value prints one warning and keeps the default.
- * The result is read-only after initialisation.
+ * The result is read-only after initialisation.  A set-user-ID or
+ * set-group-ID program (AT_SECURE) ignores the variable, as jemalloc
+ * ignores MALLOC_CONF there: whoever runs it must not steer its heap.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* secure_getenv */
+#endif
 #include "internal.h"
 
 #include <stdlib.h>
@@ -113,7 +118,11 @@ static void apply(const char *item, size_t len)
 
 void osa_options_init(void)
 {
+#ifdef HAVE_SECURE_GETENV
+	const char *env = secure_getenv("OSALLOC_OPTIONS");
+#else
 	const char *env = getenv("OSALLOC_OPTIONS");
+#endif
 	if (!env)
 		return;
 	while (*env) {

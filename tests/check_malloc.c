@@ -12,7 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -687,6 +689,77 @@ START_TEST(test_a_first_allocation_without_room_for_a_cache_keeps_errno)
 }
 END_TEST
 
+/* OSALLOC_OPTIONS is ignored in a set-user-ID program (AT_SECURE), which
+ * whoever runs it must not be able to steer.  The probe says whether it
+ * runs with AT_SECURE and whether mmap_threshold=4096 took effect. */
+static int scenario_options_probe(void)
+{
+	void *p = os_malloc(8192);
+	struct os_mallinfo m;
+	os_mallinfo(&m);
+	printf("secure=%lu mapped=%zu\n", getauxval(AT_SECURE), m.mmap_count);
+	os_free(p);
+	/* Without exit handlers: LeakSanitizer's cannot work in a process
+	 * of another user (nor read its options there). */
+	fflush(stdout);
+	_exit(p ? TST_CHILD_OK : TST_CHILD_FAILED);
+}
+
+static const struct tst_scenario scenarios[] = {
+	{"options_probe", scenario_options_probe},
+	{NULL, NULL},
+};
+
+/* Runs the probe in `exe` with mmap_threshold=4096; *secure, *mapped. */
+static void run_probe(const char *exe, unsigned long *secure, size_t *mapped)
+{
+	char *argv[] = {(char *)exe, (char *)"--scenario",
+			(char *)"options_probe", NULL};
+	char *env[] = {(char *)"OSALLOC_OPTIONS=mmap_threshold=4096", NULL};
+	struct tst_child c;
+	tst_run_program(argv, env, 30, &c);
+	ck_assert_msg(c.exit_code == TST_CHILD_OK, "probe: %s; stderr: %s",
+		      tst_child_describe(&c), c.err);
+	ck_assert_msg(sscanf(c.out, "secure=%lu mapped=%zu", secure, mapped) == 2,
+		      "probe printed: %s", c.out);
+	tst_child_release(&c);
+}
+
+START_TEST(test_options_are_ignored_in_a_set_user_id_program)
+{
+	if (geteuid() != 0 || tst_under_valgrind()) {
+		fprintf(stderr, "set-user-ID case skipped: needs root, not "
+				"valgrind\n");
+		return;
+	}
+	/* A copy of this program owned by nobody, set-user-ID. */
+	char dir[] = "/tmp/osalloc-suid.XXXXXX", exe[64];
+	ck_assert_ptr_nonnull(mkdtemp(dir));
+	ck_assert_int_eq(chmod(dir, 0755), 0);
+	snprintf(exe, sizeof exe, "%s/probe", dir);
+	char cmd[256];
+	snprintf(cmd, sizeof cmd, "cp /proc/%ld/exe %s", (long)getpid(), exe);
+	ck_assert_int_eq(system(cmd), 0);
+	ck_assert_int_eq(chown(exe, 65534, 65534), 0);
+	unsigned long secure;
+	size_t mapped;
+	ck_assert_int_eq(chmod(exe, 0755), 0);
+	run_probe(exe, &secure, &mapped);
+	ck_assert_uint_eq(secure, 0);
+	ck_assert_uint_eq(mapped, 1); /* the option works in a plain program */
+	ck_assert_int_eq(chmod(exe, 04755), 0);
+	run_probe(exe, &secure, &mapped);
+	unlink(exe);
+	rmdir(dir);
+	if (!secure) { /* nosuid mount, fakeroot, a sandbox */
+		fprintf(stderr, "set-user-ID case skipped: the copy did not "
+				"run set-user-ID here\n");
+		return;
+	}
+	ck_assert_uint_eq(mapped, 0);
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("malloc");
@@ -726,11 +799,12 @@ static Suite *make_suite(void)
 	tc = tcase_create("options");
 	tcase_add_test(tc, test_an_option_value_above_its_maximum_is_refused);
 	tcase_add_test(tc, test_the_first_call_keeps_errno);
+	tcase_add_test(tc, test_options_are_ignored_in_a_set_user_id_program);
 	suite_add_tcase(s, tc);
 	return s;
 }
 
 int main(int argc, char **argv)
 {
-	return tst_main(argc, argv, make_suite, NULL);
+	return tst_main(argc, argv, make_suite, scenarios);
 }
