@@ -835,9 +835,15 @@ static bool heap_grow(size_t need)
 		 * be free again, and a brk segment grows in place. */
 		return true;
 	}
-	/* Another arena's, or brk refused or is obstructed: a mapping. */
+	/* Another arena's, or brk refused or is obstructed: a mapping of
+	 * 1 MiB or more, or of what is needed when that much address space
+	 * is not there (RLIMIT_AS). */
 	size_t len = want > (1u << 20) ? want : (1u << 20);
 	void *m = osa_sys_mmap(len);
+	if (!m && len > want) {
+		len = want;
+		m = osa_sys_mmap(len);
+	}
 	if (m && seg_create((uintptr_t)m, len, true))
 		return true;
 	if (m)

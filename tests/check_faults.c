@@ -601,6 +601,68 @@ static int f03_grown_child(void *arg)
 	return CHILD_OK;
 }
 
+/* The break obstructed and address space short (RLIMIT_AS): when a 1 MiB
+ * mapping does not fit, the heap maps what it needs (it used to fail). */
+static size_t address_space_now(void)
+{
+	FILE *f = fopen("/proc/self/statm", "r");
+	unsigned long pages = 0;
+	if (f) {
+		if (fscanf(f, "%lu", &pages) != 1)
+			pages = 0;
+		fclose(f);
+	}
+	return pages * 4096;
+}
+
+static int f03_tight_child(void *arg)
+{
+	(void)arg;
+	enum { SIZE = 100 * KiB, N = 64 };
+	static void *p[N];
+	void *first = os_malloc(100);
+	CHILD_REQUIRE(first != NULL, "first allocation");
+	obstruct_break();
+	struct os_mallinfo before, after;
+	os_mallinfo(&before);
+	size_t n = 0;
+	/* Into a mapped segment (and its part of the block-start map). */
+	do {
+		CHILD_REQUIRE(n < N / 2, "no mapped segment");
+		CHILD_REQUIRE((p[n] = os_malloc(SIZE)) != NULL, "os_malloc");
+		tag_fill(p[n], SIZE, n);
+		os_mallinfo(&after);
+		n++;
+	} while (after.heap_segments == before.heap_segments);
+	size_t vm = address_space_now();
+	CHILD_REQUIRE(vm > 0, "/proc/self/statm");
+	struct rlimit rl = {vm + 640 * KiB, RLIM_INFINITY};
+	CHILD_REQUIRE(setrlimit(RLIMIT_AS, &rl) == 0, "setrlimit");
+	os_mallinfo(&before);
+	for (; n < N; n++) {
+		errno = 0;
+		p[n] = os_malloc(SIZE);
+		if (!p[n]) {
+			CHILD_REQUIRE(errno == ENOMEM, "errno %d", errno);
+			break;
+		}
+		tag_fill(p[n], SIZE, n);
+	}
+	CHILD_REQUIRE(n < N, "RLIMIT_AS never stopped the heap");
+	os_mallinfo(&after);
+	CHILD_REQUIRE(after.heap_segments > before.heap_segments,
+		      "no mapping smaller than 1 MiB (%zu segments)",
+		      after.heap_segments);
+	CHILD_REQUIRE(os_heap_check() == 0, "heap check");
+	for (size_t i = 0; i < n; i++) {
+		CHILD_REQUIRE(tag_check(p[i], SIZE, i), "block %zu changed", i);
+		os_free(p[i]);
+	}
+	os_free(first);
+	CHILD_REQUIRE(os_heap_check() == 0, "heap check");
+	return CHILD_OK;
+}
+
 /* The break was obstructed during one growth, which fell back to a
  * mapping, and is free again: later growth goes back to the break, one new
  * segment that grows in place (it made a new 1 MiB mapping per growth). */
@@ -656,6 +718,14 @@ START_TEST(test_obstructed_break_after_growth_starts_a_new_segment)
 	if (under_valgrind())
 		return;
 	expect_child_ok(f03_grown_child, NULL, "brk obstructed, grown");
+}
+END_TEST
+
+START_TEST(test_obstructed_break_and_little_address_space_map_what_is_needed)
+{
+	if (under_valgrind())
+		return;
+	expect_child_ok(f03_tight_child, NULL, "brk obstructed, RLIMIT_AS");
 }
 END_TEST
 
@@ -1718,6 +1788,7 @@ static Suite *faults_suite(void)
 	tcase_add_test(tc,
 	               test_obstructed_break_after_growth_starts_a_new_segment);
 	tcase_add_test(tc, test_a_break_free_again_is_used_again);
+	tcase_add_test(tc, test_obstructed_break_and_little_address_space_map_what_is_needed);
 	tcase_add_test(tc, test_foreign_sbrk_starts_a_new_segment);
 	tcase_add_test(tc, test_glibc_malloc_interleaving_on_the_break);
 	suite_add_tcase(s, tc);
