@@ -754,16 +754,22 @@ static void verify_top(const struct osa_segment *s)
 static bool commit_window(struct osa_segment *s, size_t want)
 {
 	uintptr_t p = A->win_next;
-	if (want > A->win_end - p || !osa_pagemap_reserve(p, p + want) ||
+	bool extends = s && p == s->end && s->top;
+	/* Everything that can fail comes before the commit: committed
+	 * pages that no segment took would be lost for good. */
+	if (want > A->win_end - p || (!extends && !index_room()) ||
+	    !osa_pagemap_reserve(p, p + want) ||
 	    osa_sys_commit((void *)p, want) != 0)
 		return false;
 	A->win_next = p + want;
-	if (s && p == s->end && s->top) {
+	if (extends) {
 		huge_hint(s, p, want);
 		seg_extend(s, want);
 		return true;
 	}
-	return seg_create(p, want, false);
+	bool made = seg_create(p, want, false);
+	assert(made && "index and block-start map were ready");
+	return made;
 }
 
 /* The window grows to a 2 MiB boundary when it can (huge_round), else by
@@ -782,7 +788,10 @@ enum brk_result { BRK_REFUSED, BRK_UNUSABLE, BRK_GREW };
 static enum brk_result extend_brk(struct osa_segment *s, uintptr_t brk_now,
 				  size_t want)
 {
-	if (!osa_pagemap_reserve(brk_now, brk_now + want + OSA_PAGE))
+	/* What a new segment needs is made ready before the break moves. */
+	bool extends = s && brk_now == s->end && s->top;
+	if ((!extends && !index_room()) ||
+	    !osa_pagemap_reserve(brk_now, brk_now + want + OSA_PAGE))
 		return BRK_REFUSED;
 	/* Another party may move the break at any time: what sbrk returns
 	 * decides, not what we saw before. */
@@ -794,8 +803,13 @@ static enum brk_result extend_brk(struct osa_segment *s, uintptr_t brk_now,
 		seg_extend(s, want);
 		return BRK_GREW;
 	}
-	/* Too little or unmappable: left as it is. */
-	return seg_create(p, want, false) ? BRK_GREW : BRK_UNUSABLE;
+	if (seg_create(p, want, false))
+		return BRK_GREW;
+	/* The break moved elsewhere than we saw it, and the new segment
+	 * could not be made: given back if it is still ours to give. */
+	if ((uintptr_t)osa_sys_sbrk(0) == p + want)
+		(void)osa_sys_sbrk(-(intptr_t)want);
+	return BRK_UNUSABLE;
 }
 
 /* Grows arena 0 with the break: to a 2 MiB boundary when it can (a break

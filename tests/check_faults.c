@@ -1629,11 +1629,15 @@ START_TEST(test_pagemap_growth_failure_is_clean)
 END_TEST
 
 /* F09: the segment index (one entry per heap segment: 32 in static
- * storage, then a mapping of 256, doubled as needed) cannot grow.  With the break obstructed, every 1 MiB of growth is a
- * new mapped segment: its mapping is the 1st call, the index's growth (or
- * the block-start map's) the 2nd.  A lookup in a heap of hundreds of
- * segments must find each block's segment: the frees and os_heap_check
- * (which checks the index against the segments) show it. */
+ * storage, then a mapping of 256, doubled as needed) cannot grow.  It is
+ * grown before anything is committed or the break moves, so its failure
+ * loses nothing; with the break obstructed the growth then falls back to
+ * a mapping, which grows the index itself.  Every allocation here has its
+ * first mmap fail: the 1 MiB fallback mapping (then a smaller one is
+ * mapped), or, at 32 and 256 segments, the index's growth.  A lookup in a
+ * heap of hundreds of segments must find each block's segment: the frees
+ * and os_heap_check (which checks the index against the segments) show
+ * it. */
 static int index_child(void *arg)
 {
 	(void)arg;
@@ -1645,33 +1649,29 @@ static int index_child(void *arg)
 	                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	CHILD_REQUIRE(p != MAP_FAILED, "mmap");
 	struct os_mallinfo info;
-	size_t n = 0, nulls = 0, null_at_32 = 0, null_at_256 = 0;
+	unsigned long index_growths = 0;
+	size_t n = 0;
 	for (; n < N; n++) {
-		osa_sys_fail_nth(2, OSA_SYS_MMAP);
-		errno = 0;
+		os_mallinfo(&info);
+		size_t segs = info.heap_segments;
+		unsigned long calls = osa_sys_calls(OSA_SYS_MMAP);
+		osa_sys_fail_nth(1, OSA_SYS_MMAP);
 		p[n] = os_malloc(SIZE);
-		int err = errno;
 		osa_sys_fail_nth(0, 0);
-		if (!p[n]) {
-			CHILD_REQUIRE(err == ENOMEM, "errno %d", err);
-			CHILD_REQUIRE(os_heap_check() == 0, "heap check");
-			os_mallinfo(&info);
-			if (info.heap_segments == 32)
-				null_at_32 = n;
-			if (info.heap_segments == 256)
-				null_at_256 = n;
-			nulls++;
-			p[n] = os_malloc(SIZE);
-			CHILD_REQUIRE(p[n] != NULL, "allocation after failure");
-		}
+		CHILD_REQUIRE(p[n] != NULL, "os_malloc #%zu at %zu segments: "
+		              "errno %d", n, segs, errno);
+		calls = osa_sys_calls(OSA_SYS_MMAP) - calls;
+		/* A failed growth of the index, the mapping, the index. */
+		if ((segs == 32 || segs == 256) && calls >= 3)
+			index_growths++;
 		((uint64_t *)p[n])[0] = n;
 		((uint64_t *)p[n])[SIZE / 8 - 1] = ~(uint64_t)n;
 	}
 	os_mallinfo(&info);
 	CHILD_REQUIRE(info.heap_segments > 256, "%zu segments",
 	              info.heap_segments);
-	CHILD_REQUIRE(null_at_32 > 0 && null_at_256 > 0,
-	              "no failure at 32 or 256 segments (%zu in all)", nulls);
+	CHILD_REQUIRE(index_growths == 2, "%lu index growths seen",
+	              index_growths);
 	CHILD_REQUIRE(os_heap_check() == 0, "heap check");
 	/* Every other block, from the oldest segments to the newest: the
 	 * frees look up segments all over the index, and merge. */
@@ -1697,6 +1697,127 @@ START_TEST(test_segment_index_growth_failure_is_clean)
 	if (under_valgrind())
 		return;
 	expect_child_ok(index_child, NULL, "segment index growth failure");
+}
+END_TEST
+
+/* F09, the break free again: a growth that needs a new brk segment (the
+ * program moved the break) while the index cannot grow must not move the
+ * break: the bytes it took would belong to no segment (they did, for one
+ * commit: 128 KiB lost at each such failure). */
+static int index_brk_child(void *arg)
+{
+	(void)arg;
+	enum { SIZE = 100 * KiB };
+	void *first = os_malloc(100);
+	CHILD_REQUIRE(first != NULL, "first allocation");
+	unsigned char *m = obstruct_break();
+	struct os_mallinfo info;
+	do {
+		CHILD_REQUIRE(os_malloc(SIZE) != NULL, "fill");
+		os_mallinfo(&info);
+	} while (info.heap_segments < 32);
+	CHILD_REQUIRE(munmap(m, 4096) == 0, "munmap");
+	CHILD_REQUIRE(sbrk(4096) != (void *)-1, "sbrk"); /* not where we left it */
+	uintptr_t brk_before = (uintptr_t)sbrk(0);
+	size_t segs = info.heap_segments;
+	do {
+		osa_sys_fail_nth(1, OSA_SYS_MMAP); /* the index's growth */
+		void *q = os_malloc(SIZE);
+		osa_sys_fail_nth(0, 0);
+		CHILD_REQUIRE(q != NULL, "os_malloc: errno %d", errno);
+		os_mallinfo(&info);
+	} while (info.heap_segments == segs);
+	uintptr_t brk_after = (uintptr_t)sbrk(0);
+	osa_heap_lock_acquire();
+	bool held = osa_heap_contains(brk_before);
+	osa_heap_lock_release();
+	CHILD_REQUIRE(brk_after == brk_before || held,
+		      "the break moved by %zu bytes that no segment holds",
+		      (size_t)(brk_after - brk_before));
+	CHILD_REQUIRE(os_heap_check() == 0, "heap check");
+	return CHILD_OK;
+}
+
+/* F09, another thread's arena: a growth of its window that needs a new
+ * segment while the index cannot grow (RLIMIT_AS: no address space for
+ * it) must not commit the window's pages (it did, 128 KiB per failed
+ * allocation, until the 1 GiB window was used up). */
+static long vm_data_kb(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	char line[256];
+	long kb = -1;
+	while (f && fgets(line, sizeof line, f))
+		if (sscanf(line, "VmData: %ld", &kb) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return kb;
+}
+
+static void *index_window_thread(void *arg)
+{
+	long *grew = arg;
+	CHILD_REQUIRE(os_malloc(100) != NULL, "the thread's first block");
+	/* One refused commit: the arena goes on in a mapping, so its next
+	 * growth in the window is a new segment; then the index is full. */
+	osa_sys_fail_nth(1, OSA_SYS_SBRK);
+	struct os_mallinfo info;
+	do {
+		CHILD_REQUIRE(os_malloc(100 * KiB) != NULL, "fill");
+		os_mallinfo(&info);
+	} while (info.heap_segments < 32);
+	osa_sys_fail_nth(0, 0);
+	CHILD_REQUIRE(info.heap_segments == 32, "%zu segments",
+		      info.heap_segments);
+	struct rlimit rl = {address_space_now(), RLIM_INFINITY};
+	CHILD_REQUIRE(setrlimit(RLIMIT_AS, &rl) == 0, "setrlimit");
+	long before = vm_data_kb();
+	int fails = 0;
+	for (int k = 0; k < 200; k++)
+		if (!os_malloc(100 * KiB))
+			fails++;
+	*grew = vm_data_kb() - before;
+	rl.rlim_cur = RLIM_INFINITY;
+	CHILD_REQUIRE(setrlimit(RLIMIT_AS, &rl) == 0, "setrlimit");
+	CHILD_REQUIRE(fails > 0, "RLIMIT_AS never stopped the heap");
+	return NULL;
+}
+
+static int index_window_child(void *arg)
+{
+	(void)arg;
+	CHILD_REQUIRE(os_malloc(100) != NULL, "first allocation");
+	obstruct_break();
+	struct os_mallinfo info;
+	do {
+		CHILD_REQUIRE(os_malloc(100 * KiB) != NULL, "fill");
+		os_mallinfo(&info);
+	} while (info.heap_segments < 30);
+	long grew = 0;
+	pthread_t t;
+	CHILD_REQUIRE(pthread_create(&t, NULL, index_window_thread, &grew) == 0,
+		      "pthread_create");
+	CHILD_REQUIRE(pthread_join(t, NULL) == 0, "pthread_join");
+	CHILD_REQUIRE(grew < 1024, "VmData grew by %ld kB over failed "
+		      "allocations", grew);
+	CHILD_REQUIRE(os_heap_check() == 0, "heap check");
+	return CHILD_OK;
+}
+
+START_TEST(test_segment_index_growth_failure_never_strands_a_window)
+{
+	if (under_valgrind())
+		return;
+	expect_child_ok(index_window_child, NULL, "index growth failure, window");
+}
+END_TEST
+
+START_TEST(test_segment_index_growth_failure_never_strands_the_break)
+{
+	if (under_valgrind())
+		return;
+	expect_child_ok(index_brk_child, NULL, "index growth failure, brk");
 }
 END_TEST
 
@@ -1805,6 +1926,8 @@ static Suite *faults_suite(void)
 	tcase_add_test(tc, test_registry_growth_failure_is_clean);
 	tcase_add_test(tc, test_pagemap_growth_failure_is_clean);
 	tcase_add_test(tc, test_segment_index_growth_failure_is_clean);
+	tcase_add_test(tc, test_segment_index_growth_failure_never_strands_the_break);
+	tcase_add_test(tc, test_segment_index_growth_failure_never_strands_a_window);
 	tcase_add_test(tc, test_thread_exit_flushes_its_cache_without_os_calls);
 	tcase_add_test(tc, test_free_keeps_errno_on_every_path);
 	suite_add_tcase(s, tc);
