@@ -614,8 +614,10 @@ void *osa_aligned_api(size_t align, size_t size, enum osa_api api)
 	if (p) {
 		osa_stats_count(true);
 		OSA_VG_MALLOC(p, usable_of_new(p));
-		if (osa_opt.zero)
-			memset(p, 0, size);
+		/* As alloc_common: the whole usable size of a heap block (a
+		 * realloc may grow into it); a new mapping is zero already. */
+		if (osa_opt.zero && osa_pagemap_is_start((uintptr_t)p))
+			memset(p, 0, usable_of_new(p));
 	}
 	return p;
 }

@@ -298,6 +298,18 @@ START_TEST(test_realloc_regrown_in_place_reads_zeros_with_zero_1)
 		      "mapped: byte %zu of the regrown part is not zero",
 		      300000 + bad);
 	os_free(n);
+	/* An aligned block, in a freed block's bytes, grown in place. */
+	unsigned char *o = os_malloc(4000);
+	memset(o, 0xcc, 4000);
+	os_free(o);
+	unsigned char *al = os_aligned_alloc(64, 100);
+	ck_assert_ptr_nonnull(al);
+	unsigned char *ag = os_realloc(al, 200);
+	ck_assert_ptr_nonnull(ag);
+	ck_assert_msg(tst_all_bytes(ag + 100, 100, 0, &bad),
+		      "aligned: byte %zu of the added part is not zero",
+		      100 + bad);
+	os_free(ag);
 	os_free(guard);
 	ck_assert_int_eq(os_heap_check(), 0);
 }
