@@ -18,7 +18,8 @@
  *
  * There are OSA_ARENAS arenas, each with its own bins and segments: arena 0
  * is the brk heap, the others grow the same way inside a reserved window of
- * address space.  A thread allocates from its arena (given in turn at its
+ * address space (and so does arena 0 once the process has threads: see
+ * brk_usable).  A thread allocates from its arena (given in turn at its
  * first allocation, or taken over with a parked cache); a block goes back to
  * the arena of its segment.  Blocks that a thread freed for another arena
  * wait there, by class, for that arena's next refill.
@@ -597,11 +598,12 @@ static bool reserve_window(struct arena *a)
 	errno = saved;
 	if (!m)
 		return false;
+	struct arena *z = &H.arenas[0]; /* its span ends below any window */
+	if (a != z && z->win_lo && (uintptr_t)m - z->win_lo <
+					 z->win_end - z->win_lo)
+		z->win_end = (uintptr_t)m;
 	a->win_lo = a->win_next = (uintptr_t)m;
 	a->win_end = (uintptr_t)m + OSA_ARENA_WINDOW;
-	struct arena *z = &H.arenas[0]; /* its span ends below any window */
-	if (z->win_lo && a->win_lo - z->win_lo < z->win_end - z->win_lo)
-		z->win_end = a->win_lo;
 	return true;
 }
 
@@ -781,6 +783,20 @@ static bool grow_window(struct osa_segment *s, size_t want)
 	       commit_window(s, want);
 }
 
+/* The break is moved only while the process has one thread.  The C
+ * library's malloc moves it too, under a lock of its own, and sbrk(2) is
+ * not atomic: two threads growing it at once can both be given the same
+ * pages.  (Without __libc_single_threaded there is no telling, and the
+ * break is used as before.) */
+static bool brk_usable(void)
+{
+#ifdef HAVE_SYS_SINGLE_THREADED_H
+	return alone();
+#else
+	return true;
+#endif
+}
+
 enum brk_result { BRK_REFUSED, BRK_UNUSABLE, BRK_GREW };
 
 /* Moves the break by `want` bytes, seen at brk_now, and adds them to the
@@ -841,12 +857,17 @@ static bool heap_grow(size_t need)
 	size_t want = osa_align_up(need + SEG_HDR + 4 * OSA_HDR, OSA_PAGE);
 	if (want < floor)
 		want = floor;
-	if (A != &H.arenas[0]) {
-		if (grow_window(s, want))
-			return true;
-	} else if (grow_brk(s, want)) {
+	struct arena *z = &H.arenas[0];
+	if (A == z && brk_usable()) {
 		/* Also after a growth fell back to a mapping: the break may
 		 * be free again, and a brk segment grows in place. */
+		if (grow_brk(s, want))
+			return true;
+	} else if ((A != z || z->win_next || reserve_window(z)) &&
+		   grow_window(s, want)) {
+		/* Arena 0 of a process with threads reserves a window of
+		 * its own, which becomes its home: its blocks on the break
+		 * then go back to it as other arenas' blocks do. */
 		return true;
 	}
 	/* Another arena's, or brk refused or is obstructed: a mapping of

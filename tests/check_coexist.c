@@ -2,13 +2,16 @@
  * Both grow the brk heap, so the break moves under osalloc's feet: its
  * blocks and glibc's must never overlap or corrupt each other, a foreign
  * sbrk between two growths starts a new segment that never merges across
- * the gap, and stdio (which allocates with malloc) works throughout.
+ * the gap, and stdio (which allocates with malloc) works throughout.  Two
+ * threads must never grow the break at once (sbrk is not atomic), so
+ * osalloc leaves it alone while the process has more than one thread.
  *
  * Copyright (c) 2026 The libosalloc developers.  MIT licence (see COPYING).
  */
 #include "common.h"
 
 #include <malloc.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -361,6 +364,94 @@ START_TEST(test_osalloc_trim_leaves_libc_blocks_alone)
 }
 END_TEST
 
+/* ---- threads: the break is glibc's while there are two ------------- */
+
+static pthread_mutex_t hold = PTHREAD_MUTEX_INITIALIZER;
+
+static void *wait_for_release(void *arg)
+{
+	(void)arg;
+	pthread_mutex_lock(&hold);
+	pthread_mutex_unlock(&hold);
+	return NULL;
+}
+
+/* With a second thread alive, growth of the first thread's arena (the brk
+ * heap's) moves the break no more: it continues in a window of its own. */
+START_TEST(test_a_process_with_threads_never_moves_the_break)
+{
+	void *first = os_malloc(100); /* arena 0, on the break */
+	ck_assert_ptr_nonnull(first);
+	pthread_mutex_lock(&hold);
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, wait_for_release, NULL), 0);
+	struct os_mallinfo before, after;
+	tst_mallinfo_exact(&before);
+	void *brk_before = sbrk(0);
+	static void *p[2000];
+	for (int i = 0; i < 2000; i++) { /* 6 MB: many growths */
+		p[i] = os_malloc(3000);
+		ck_assert_ptr_nonnull(p[i]);
+		memset(p[i], i & 0xff, 3000);
+	}
+	ck_assert_ptr_eq(sbrk(0), brk_before);
+	tst_mallinfo_exact(&after);
+	ck_assert_uint_ge(after.heap_bytes, before.heap_bytes + 6000000);
+	for (int i = 0; i < 2000; i++) {
+		ck_assert_uint_eq(((unsigned char *)p[i])[2999], i & 0xff);
+		os_free(p[i]);
+	}
+	pthread_mutex_unlock(&hold);
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	os_free(first);
+	ck_assert_int_eq(os_heap_check(), 0);
+}
+END_TEST
+
+/* The race itself: one thread grows osalloc's heap while another grows
+ * glibc's (both with the break, before): pages given to both, blocks
+ * overwritten, SIGSEGV in 5 of 6 runs. */
+enum { RACE_BLOCKS = 20000, RACE_SIZE = 3000 };
+
+static void *osalloc_side(void *arg)
+{
+	void **p = arg;
+	for (int i = 0; i < RACE_BLOCKS; i++) {
+		p[i] = os_malloc(RACE_SIZE);
+		if (p[i])
+			memset(p[i], 0x22, RACE_SIZE);
+	}
+	return NULL;
+}
+
+START_TEST(test_threads_growing_both_heaps_at_once_share_no_byte)
+{
+	TST_SKIP_UNDER_VALGRIND("valgrind replaces the C library's malloc");
+	static void *mine[RACE_BLOCKS], *theirs[RACE_BLOCKS];
+	pthread_t t;
+	ck_assert_int_eq(pthread_create(&t, NULL, osalloc_side, mine), 0);
+	for (int i = 0; i < RACE_BLOCKS; i++) {
+		theirs[i] = malloc(RACE_SIZE);
+		ck_assert_ptr_nonnull(theirs[i]);
+		memset(theirs[i], 0x11, RACE_SIZE);
+	}
+	ck_assert_int_eq(pthread_join(t, NULL), 0);
+	size_t bad = 0;
+	for (int i = 0; i < RACE_BLOCKS; i++) {
+		ck_assert_ptr_nonnull(mine[i]);
+		ck_assert_msg(tst_all_bytes(mine[i], RACE_SIZE, 0x22, &bad),
+			      "osalloc block %d, byte %zu", i, bad);
+		ck_assert_msg(tst_all_bytes(theirs[i], RACE_SIZE, 0x11, &bad),
+			      "glibc block %d, byte %zu", i, bad);
+	}
+	ck_assert_int_eq(os_heap_check(), 0);
+	for (int i = 0; i < RACE_BLOCKS; i++) {
+		os_free(mine[i]);
+		free(theirs[i]);
+	}
+}
+END_TEST
+
 static Suite *make_suite(void)
 {
 	Suite *s = suite_create("coexist");
@@ -378,6 +469,12 @@ static Suite *make_suite(void)
 
 	tc = tcase_create("stdio");
 	tcase_add_test(tc, test_stdio_works_while_both_allocators_grow);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("threads");
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, test_a_process_with_threads_never_moves_the_break);
+	tcase_add_test(tc, test_threads_growing_both_heaps_at_once_share_no_byte);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("trim");
