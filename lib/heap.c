@@ -594,16 +594,46 @@ static bool arena_owns(const osa_block *b)
 static bool reserve_window(struct arena *a)
 {
 	int saved = errno;
-	void *m = osa_sys_reserve(OSA_ARENA_WINDOW);
+	void *m = osa_sys_reserve(NULL, OSA_ARENA_WINDOW);
 	errno = saved;
 	if (!m)
 		return false;
-	struct arena *z = &H.arenas[0]; /* its span ends below any window */
-	if (a != z && z->win_lo && (uintptr_t)m - z->win_lo <
-					 z->win_end - z->win_lo)
+	/* Arena 0's span ends below any window, until it has a window of its
+	 * own: its end is then the end of what arena 0 may commit. */
+	struct arena *z = &H.arenas[0];
+	if (z->win_lo && !z->win_next &&
+	    (uintptr_t)m - z->win_lo < z->win_end - z->win_lo)
 		z->win_end = (uintptr_t)m;
 	a->win_lo = a->win_next = (uintptr_t)m;
 	a->win_end = (uintptr_t)m + OSA_ARENA_WINDOW;
+	return true;
+}
+
+/* Arena 0 of a process with threads grows in a window of its own too.  It
+ * is reserved 1 GiB above the break when that range is free (the break
+ * stays free to grow for the C library), so that arena 0's home, the range
+ * its caches keep blocks from, spans its brk heap and the window at once;
+ * elsewhere the window alone becomes its home, and its blocks on the break
+ * go back to it as other arenas' blocks do.  False when no window can be
+ * reserved. */
+static bool arena0_window(void)
+{
+	struct arena *z = &H.arenas[0];
+	if (z->win_next)
+		return true;
+	uintptr_t brk_now = (uintptr_t)osa_sys_sbrk(0), hint = 0;
+	if (z->win_lo && brk_now != (uintptr_t)-1 && brk_now >= z->win_lo)
+		hint = osa_align_up(brk_now, OSA_HUGE_PAGE) + OSA_ARENA_WINDOW;
+	int saved = errno;
+	void *m = osa_sys_reserve((void *)hint, OSA_ARENA_WINDOW);
+	errno = saved;
+	if (!m)
+		return false;
+	uintptr_t lo = (uintptr_t)m, end = lo + OSA_ARENA_WINDOW;
+	if (!hint || lo != hint || end - z->win_lo > z->win_end - z->win_lo)
+		z->win_lo = lo; /* not inside its span: the window alone */
+	z->win_next = lo;
+	z->win_end = end;
 	return true;
 }
 
@@ -863,11 +893,7 @@ static bool heap_grow(size_t need)
 		 * be free again, and a brk segment grows in place. */
 		if (grow_brk(s, want))
 			return true;
-	} else if ((A != z || z->win_next || reserve_window(z)) &&
-		   grow_window(s, want)) {
-		/* Arena 0 of a process with threads reserves a window of
-		 * its own, which becomes its home: its blocks on the break
-		 * then go back to it as other arenas' blocks do. */
+	} else if ((A != z || arena0_window()) && grow_window(s, want)) {
 		return true;
 	}
 	/* Another arena's, or brk refused or is obstructed: a mapping of

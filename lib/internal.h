@@ -213,7 +213,9 @@ const char *osa_cause_text(enum osa_cause cause);
 void *osa_sys_sbrk(intptr_t increment);        /* (void *)-1 on failure */
 void *osa_sys_mmap(size_t len);                 /* RW private anon; NULL */
 int osa_sys_munmap(void *addr, size_t len);
-void *osa_sys_reserve(size_t len);              /* PROT_NONE; NULL */
+/* PROT_NONE, at hint if that range is free (else where the kernel
+ * chooses; hint may be NULL); NULL on failure. */
+void *osa_sys_reserve(void *hint, size_t len);
 int osa_sys_commit(void *addr, size_t len);     /* -> RW; -1 on failure */
 void *osa_sys_mremap(void *old, size_t old_len, size_t new_len); /* NULL */
 int osa_sys_getrandom(void *buf, size_t len);

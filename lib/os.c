@@ -75,11 +75,11 @@ void *osa_sys_mmap(size_t len)
 
 /* Address space only: no access, no memory committed (an arena's window,
  * lib/heap.c).  Counted and failed as an mmap. */
-void *osa_sys_reserve(size_t len)
+void *osa_sys_reserve(void *hint, size_t len)
 {
 	if (inject(OSA_SYS_MMAP))
 		return NULL;
-	void *p = mmap(NULL, len, PROT_NONE,
+	void *p = mmap(hint, len, PROT_NONE,
 		       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
 	return p == MAP_FAILED ? NULL : p;
 }
