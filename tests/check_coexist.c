@@ -399,16 +399,18 @@ START_TEST(test_a_process_with_threads_never_moves_the_break)
 	ck_assert_uint_ge(after.heap_bytes, before.heap_bytes + 6000000);
 	/* Its window lies above the break, so that the arena's home (the
 	 * range whose blocks its thread caches as its own) holds the blocks
-	 * on the break and those in the window. */
+	 * on the break and those in the window.  (valgrind lays out the
+	 * client's mappings itself: the window lands elsewhere there.) */
 	uintptr_t lo;
 	size_t len;
 	osa_heap_lock_acquire();
 	osa_heap_home(osa_heap_thread_arena(), &lo, &len);
 	osa_heap_lock_release();
-	ck_assert_msg((uintptr_t)first - lo < len, "%p outside [%#lx, +%zu)",
-		      first, (unsigned long)lo, len);
-	ck_assert_msg((uintptr_t)p[1999] - lo < len, "%p outside [%#lx, +%zu)",
-		      p[1999], (unsigned long)lo, len);
+	ck_assert_msg(tst_under_valgrind() || (uintptr_t)first - lo < len,
+		      "%p outside [%#lx, +%zu)", first, (unsigned long)lo, len);
+	ck_assert_msg(tst_under_valgrind() || (uintptr_t)p[1999] - lo < len,
+		      "%p outside [%#lx, +%zu)", p[1999], (unsigned long)lo,
+		      len);
 	for (int i = 0; i < 2000; i++) {
 		ck_assert_uint_eq(((unsigned char *)p[i])[2999], i & 0xff);
 		os_free(p[i]);
