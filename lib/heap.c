@@ -354,7 +354,11 @@ static void bin_remove(osa_block *b)
 enum { JUNK_BYTE = 0xdf };
 
 /* With junk=1 a free block's payload, but for its links and footer, holds
- * JUNK_BYTE; [*from, *to) is that range. */
+ * JUNK_BYTE; [*from, *to) is that range.  Only what changes is written or
+ * read: an allocation verifies the part it takes (a remainder split off
+ * keeps its junk, verified when it is taken in turn), and a free fills the
+ * freed block and the metadata that a merge absorbs, so that carving many
+ * blocks out of a big free one costs what they take, not its size. */
 static bool junk_range(osa_block *b, size_t size, unsigned char **from,
 		       unsigned char **to)
 {
@@ -372,22 +376,41 @@ static void junk_fill(osa_block *b, size_t size)
 	memset(from, JUNK_BYTE, (size_t)(to - from));
 }
 
-static void junk_verify(osa_block *b)
+/* Verifies the junk of free block b (of `size`) below `upto`. */
+static void junk_verify(osa_block *b, size_t size, uintptr_t upto)
 {
 	unsigned char *from, *to;
-	if (!junk_range(b, osa_block_size(b), &from, &to))
+	if (!junk_range(b, size, &from, &to))
 		return;
+	if ((uintptr_t)to > upto)
+		to = (unsigned char *)upto;
 	for (unsigned char *q = from; q < to; q++)
 		if (*q != JUNK_BYTE)
 			heap_corrupt(OSA_E_WRITE_AFTER_FREE,
 				     osa_block_to_ptr(b));
 }
 
+/* Fills [lo, hi) with junk, within free block b's (of `size`) range. */
+static void junk_fill_part(osa_block *b, size_t size, uintptr_t lo,
+			   uintptr_t hi)
+{
+	unsigned char *from, *to;
+	if (!junk_range(b, size, &from, &to))
+		return;
+	if ((uintptr_t)from < lo)
+		from = (unsigned char *)lo;
+	if ((uintptr_t)to > hi)
+		to = (unsigned char *)hi;
+	if (to <= from)
+		return;
+	OSA_VG_DEFINED(from, (size_t)(to - from));
+	memset(from, JUNK_BYTE, (size_t)(to - from));
+}
+
+/* The caller has filled b's junk range (junk=1). */
 static void make_free(osa_block *b, size_t size, uintptr_t flags)
 {
 	assert(size >= OSA_MIN_BLOCK && size % 16 == 0);
-	if (OSA_UNLIKELY(osa_opt.junk))
-		junk_fill(b, size);
 	osa_header_set(b, size | flags | OSA_FREE);
 	if (size > OSA_MIN_BLOCK) {
 		uintptr_t *footer = (uintptr_t *)((uintptr_t)b + size) - 1;
@@ -665,6 +688,8 @@ static void retire_top(struct osa_segment *s)
 	size_t size = osa_block_size(t);
 	H.free_bytes -= size; /* make_free counts it again */
 	s->top = NULL;
+	if (OSA_UNLIKELY(osa_opt.junk))
+		junk_fill(t, size);
 	make_free(t, size, block_flags(t));
 }
 
@@ -1047,13 +1072,22 @@ static osa_block *carve_top(size_t size, size_t *dirty)
 	return t;
 }
 
+/* The end of what use_block takes of free block b (of bsize) for `size`:
+ * all of it, or up to the junk range of the remainder it splits off. */
+static uintptr_t junk_taken(const osa_block *b, size_t bsize, size_t size)
+{
+	if (bsize - size < OSA_MIN_BLOCK)
+		return (uintptr_t)b + bsize;
+	return (uintptr_t)b + size + OSA_HDR + 2 * sizeof(uintptr_t);
+}
+
 static osa_block *arena_alloc(size_t size, size_t *dirty)
 {
 	osa_block *b = bins_find(size);
 	if (b) {
 		size_t bsize = osa_block_size(b);
 		if (OSA_UNLIKELY(osa_opt.junk))
-			junk_verify(b);
+			junk_verify(b, bsize, junk_taken(b, bsize, size));
 		take_free(b);
 		use_block(b, bsize, size);
 		*dirty = osa_block_size(b) - OSA_HDR;
@@ -1131,7 +1165,11 @@ void osa_heap_free(osa_block *b)
 	osa_block *next = block_at((uintptr_t)b + size);
 	verify_next(next);
 	used_add(-(ptrdiff_t)size);
+	/* junk=1: what becomes free payload is the block itself, the
+	 * previous block's footer and the next one's header and links. */
+	uintptr_t junk_lo = (uintptr_t)b, junk_hi = (uintptr_t)next;
 	if (block_flags(b) & OSA_PREV_FREE) {
+		junk_lo -= sizeof(uintptr_t);
 		osa_block *prev = prev_free_block(b);
 		take_free(prev);
 		start_clear(b);
@@ -1144,6 +1182,7 @@ void osa_heap_free(osa_block *b)
 		take_free(next);
 		start_clear(next);
 		size += osa_block_size(next);
+		junk_hi += OSA_HDR + 2 * sizeof(uintptr_t);
 		break;
 	case OSA_TOP: {
 		struct osa_segment *s = seg_of_top(next);
@@ -1158,6 +1197,8 @@ void osa_heap_free(osa_block *b)
 	default:
 		break;
 	}
+	if (OSA_UNLIKELY(osa_opt.junk))
+		junk_fill_part(b, size, junk_lo, junk_hi);
 	make_free(b, size, flags);
 }
 
@@ -1195,6 +1236,9 @@ bool osa_heap_resize(osa_block *b, size_t size)
 	unsigned st = osa_block_state(next);
 	if (st == OSA_FREE && bsize + osa_block_size(next) >= size) {
 		size_t total = bsize + osa_block_size(next);
+		if (OSA_UNLIKELY(osa_opt.junk))
+			junk_verify(next, osa_block_size(next),
+				    junk_taken(b, total, size));
 		take_free(next);
 		start_clear(next);
 		used_add(-(ptrdiff_t)bsize);

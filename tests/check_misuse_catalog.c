@@ -922,6 +922,38 @@ static void scen_junk_write_after_free_small(void)
 	os_free(guard);
 }
 
+/* M31 (junk=1), deep in a big free block: the first allocation from it
+ * takes (and verifies) only its part; the write is found when the part
+ * holding it is taken, from the remainder: block sizes 29024 and 2032. */
+static void scen_junk_write_after_free_deep(void)
+{
+	unsigned char *a = xmalloc(40000), *guard = xmalloc(64);
+	os_free(a);
+	a[30000] = 1;
+	void *first = os_malloc(29000);
+	setup_require(first == a, "the free block was not reused");
+	expect_ptr(a + 29024);
+	void *q = os_malloc(2000);
+	(void)q;
+	os_free(guard);
+}
+
+/* M31 (junk=1), a block merged with its free neighbour: the merged block
+ * holds junk where the freed block's data was, and the write is found. */
+static void scen_junk_write_after_free_merged(void)
+{
+	unsigned char *b = xmalloc(2000), *c = xmalloc(2000);
+	void *guard = xmalloc(64);
+	memset(c, 0x5a, 2000);
+	os_free(b);
+	os_free(c); /* merges with b */
+	c[100] = 1;
+	expect_ptr(b);
+	void *q = os_malloc(3900);
+	(void)q;
+	os_free(guard);
+}
+
 /* M25 (check=2): overflow past the requested size, inside the block. */
 static void canary_case(size_t size, size_t bytes, int action)
 {
@@ -1176,6 +1208,39 @@ static void scen_mimic_junk_bytes_in_live_block(void)
 	CHILD_REQUIRE(os_heap_check() == 0, "heap check");
 }
 
+/* junk=1 fills only what a free changes and verifies only what an
+ * allocation takes: blocks freed next to free ones (merging on both sides)
+ * and big free blocks carved in many pieces hold junk exactly where they
+ * should, and no allocation sees a write after free that did not happen. */
+static void scen_no_junk_false_alarm_after_merges_and_splits(void)
+{
+	enum { N = 200 };
+	unsigned char *p[N];
+	for (int i = 0; i < N; i++) {
+		p[i] = xmalloc(100 + (size_t)(i % 7) * 300);
+		memset(p[i], 0x5a, 100 + (size_t)(i % 7) * 300);
+	}
+	void *guard = xmalloc(64);
+	for (int i = 0; i < N; i += 2) /* free ones between live ones */
+		os_free(p[i]);
+	for (int i = 1; i < N; i += 2) /* merge with both neighbours */
+		os_free(p[i]);
+	for (int round = 0; round < 3; round++) { /* carve, free, merge */
+		for (int i = 0; i < N; i++) {
+			size_t n = 24 + (size_t)((i * 37 + round * 11) % 900);
+			p[i] = xmalloc(n);
+			memset(p[i], 0x5a, n);
+		}
+		for (int i = N - 1; i >= 0; i -= 3)
+			os_free(p[i]);
+		for (int i = 0; i < N; i++)
+			if ((N - 1 - i) % 3 != 0)
+				os_free(p[i]);
+	}
+	os_free(guard);
+	CHILD_REQUIRE(os_heap_check() == 0, "heap check");
+}
+
 /* A live block full of header-like words: a copy of its own header, a
  * copy of the next header, sizes with every state. */
 static void scen_mimic_headers_in_live_blocks(void)
@@ -1388,6 +1453,8 @@ static void scen_heap_check_reports_overflow(void)
 	  NULL)                                                                \
 	X(junk_write_after_free_medium, "os_malloc", WAF, JUNK)                \
 	X(junk_write_after_free_small, "os_malloc", WAF, JUNK)                 \
+	X(junk_write_after_free_deep, "os_malloc", WAF, JUNK)                  \
+	X(junk_write_after_free_merged, "os_malloc", WAF, JUNK)                \
 	X(canary_overflow_1_small_free, "os_free", CANARY, STRICT)             \
 	X(canary_overflow_8_small_free, "os_free", CANARY, STRICT)             \
 	X(canary_overflow_1_exact_class_free, "os_free", CANARY, STRICT)       \
@@ -1413,6 +1480,7 @@ static void scen_heap_check_reports_overflow(void)
 	X(mimic_cached_block_links_in_other_block, NULL, NULL)      \
 	X(mimic_cached_block_links_after_reuse, NULL, NULL)         \
 	X(mimic_junk_bytes_in_live_block, JUNK, NULL)               \
+	X(no_junk_false_alarm_after_merges_and_splits, JUNK, NULL)  \
 	X(mimic_headers_in_live_blocks, NULL, NULL)                 \
 	X(aligned_blocks_free_and_realloc, NULL, NULL)              \
 	X(aligned_blocks_free_and_realloc_strict, STRICT, NULL)     \
