@@ -1081,7 +1081,9 @@ static uintptr_t junk_taken(const osa_block *b, size_t bsize, size_t size)
 	return (uintptr_t)b + size + OSA_HDR + 2 * sizeof(uintptr_t);
 }
 
-static osa_block *arena_alloc(size_t size, size_t *dirty)
+/* A block of `size` from the current arena: its bins, its TOP, and when
+ * `grow`, more memory for its TOP. */
+static osa_block *arena_alloc(size_t size, size_t *dirty, bool grow)
 {
 	osa_block *b = bins_find(size);
 	if (b) {
@@ -1097,6 +1099,8 @@ static osa_block *arena_alloc(size_t size, size_t *dirty)
 		verify_top(A->cur);
 	if (!A->cur || !A->cur->top ||
 	    osa_block_size(A->cur->top) < size + OSA_MIN_BLOCK) {
+		if (!grow)
+			return NULL;
 		size_t have = A->cur && A->cur->top ? osa_block_size(A->cur->top)
 						  : 0;
 		if (!heap_grow(size + OSA_MIN_BLOCK - have))
@@ -1113,13 +1117,25 @@ osa_block *osa_heap_alloc(size_t size, size_t *dirty)
 	assert(size >= OSA_MIN_BLOCK && size % 16 == 0);
 	int saved = errno; /* a fallback that succeeds leaves it alone */
 	enter_thread_arena();
-	osa_block *b = arena_alloc(size, dirty);
+	osa_block *b = arena_alloc(size, dirty, true);
 	if (OSA_UNLIKELY(!b) && A != &H.arenas[0]) {
 		A = &H.arenas[0]; /* no new mapping: the brk heap may serve */
-		b = arena_alloc(size, dirty);
+		b = arena_alloc(size, dirty, true);
 	}
 	if (b)
 		errno = saved;
+	return b;
+}
+
+osa_block *osa_heap_alloc_free_only(size_t size, size_t *dirty)
+{
+	assert(size >= OSA_MIN_BLOCK && size % 16 == 0);
+	enter_thread_arena();
+	osa_block *b = arena_alloc(size, dirty, false);
+	if (!b && A != &H.arenas[0]) {
+		A = &H.arenas[0];
+		b = arena_alloc(size, dirty, false);
+	}
 	return b;
 }
 

@@ -267,6 +267,9 @@ void osa_heap_lock_release(void);
  * multiple of 16, >= 32).  NULL with errno ENOMEM.  *dirty is how many
  * leading payload bytes may be non-zero (the rest is fresh from the OS). */
 osa_block *osa_heap_alloc(size_t size, size_t *dirty);
+/* The same from the heap's free space only (never grows it); NULL and
+ * errno unchanged when no free block or TOP is big enough. */
+osa_block *osa_heap_alloc_free_only(size_t size, size_t *dirty);
 /* As osa_heap_alloc, with the payload aligned to `align` (> 16). */
 osa_block *osa_heap_alloc_aligned(size_t size, size_t align);
 void osa_heap_free(osa_block *b);

@@ -250,6 +250,30 @@ static size_t usable_of_new(void *p)
 	return osa_large_usable(b);
 }
 
+/* A request of the mmap threshold or more whose mapping the system refused
+ * (RLIMIT_AS, no address space): served from memory the heap holds free
+ * already, as glibc's malloc serves it from its arena, without growing the
+ * heap; NULL with ENOMEM when none is big enough.  Success keeps `saved`
+ * as errno. */
+static void *from_free_heap(size_t size, size_t *dirty, int saved)
+{
+	if (size >= (size_t)1 << 47) { /* more than any address space */
+		errno = ENOMEM;
+		return NULL;
+	}
+	osa_heap_lock_acquire();
+	osa_block *b = osa_heap_alloc_free_only(heap_block_for(size), dirty);
+	if (b && strict())
+		strict_arm(b, size);
+	osa_heap_lock_release();
+	if (!b) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	errno = saved;
+	return osa_block_to_ptr(b);
+}
+
 /* Allocates size (1..OSA_MAX_REQUEST) bytes; *dirty is how many leading
  * payload bytes may be non-zero. */
 OSA_COLD static void *alloc_slow(size_t size, size_t *dirty)
@@ -257,7 +281,10 @@ OSA_COLD static void *alloc_slow(size_t size, size_t *dirty)
 	osa_ensure_init();
 	if (size >= osa_opt.mmap_threshold) {
 		*dirty = 0;
+		int saved = errno;
 		void *p = osa_large_alloc(size, OSA_ALIGN);
+		if (!p) /* the system refused a mapping (RLIMIT_AS...) */
+			p = from_free_heap(size, dirty, saved);
 		if (p)
 			osa_stats_count(true);
 		return p;

@@ -663,6 +663,49 @@ static int f03_tight_child(void *arg)
 	return CHILD_OK;
 }
 
+/* RLIMIT_AS: once the heap has taken the address space, a request of the
+ * mmap threshold or more cannot have a mapping of its own; memory the
+ * program freed in the heap serves it (as glibc's arena does), and the
+ * block behaves as any other. */
+static int free_heap_child(void *arg)
+{
+	(void)arg;
+	enum { N = 40000, SMALL = 1000 };
+	void **p = mmap(NULL, N * sizeof *p, PROT_READ | PROT_WRITE,
+	                MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	CHILD_REQUIRE(p != MAP_FAILED, "mmap");
+	CHILD_REQUIRE(os_malloc(100) != NULL, "first allocation");
+	struct rlimit rl = {address_space_now() + 8 * MiB, RLIM_INFINITY};
+	CHILD_REQUIRE(setrlimit(RLIMIT_AS, &rl) == 0, "setrlimit");
+	size_t n = 0;
+	while (n < N && (p[n] = os_malloc(SMALL)) != NULL)
+		n++;
+	CHILD_REQUIRE(n < N, "RLIMIT_AS never stopped the heap");
+	CHILD_REQUIRE(n > 1000, "only %zu small blocks", n);
+	for (size_t i = 0; i < n; i++)
+		os_free(p[i]);
+	errno = 0;
+	unsigned char *big = os_malloc(THRESHOLD + 68 * KiB);
+	CHILD_REQUIRE(big != NULL, "os_malloc(%zu) after freeing: errno %d",
+	              (size_t)(THRESHOLD + 68 * KiB), errno);
+	CHILD_REQUIRE(errno == 0, "errno %d after a success", errno);
+	tag_fill(big, THRESHOLD + 68 * KiB, 7);
+	unsigned char *z = os_calloc(1, THRESHOLD + 4 * KiB);
+	CHILD_REQUIRE(z != NULL, "os_calloc after freeing");
+	for (size_t i = 0; i < THRESHOLD + 4 * KiB; i++)
+		CHILD_REQUIRE(z[i] == 0, "calloc byte %zu", i);
+	CHILD_REQUIRE(tag_check(big, THRESHOLD + 68 * KiB, 7), "big changed");
+	CHILD_REQUIRE(os_heap_check() == 0, "heap check");
+	big = os_realloc(big, THRESHOLD + 100 * KiB);
+	CHILD_REQUIRE(big != NULL, "os_realloc");
+	CHILD_REQUIRE(tag_check_prefix(big, THRESHOLD + 68 * KiB, 7),
+	              "big changed by realloc");
+	os_free(big);
+	os_free(z);
+	CHILD_REQUIRE(os_heap_check() == 0, "heap check");
+	return CHILD_OK;
+}
+
 /* The break was obstructed during one growth, which fell back to a
  * mapping, and is free again: later growth goes back to the break, one new
  * segment that grows in place (it made a new 1 MiB mapping per growth). */
@@ -726,6 +769,14 @@ START_TEST(test_obstructed_break_and_little_address_space_map_what_is_needed)
 	if (under_valgrind())
 		return;
 	expect_child_ok(f03_tight_child, NULL, "brk obstructed, RLIMIT_AS");
+}
+END_TEST
+
+START_TEST(test_freed_heap_memory_serves_a_large_request_without_address_space)
+{
+	if (under_valgrind())
+		return;
+	expect_child_ok(free_heap_child, NULL, "RLIMIT_AS, large from heap");
 }
 END_TEST
 
@@ -1909,6 +1960,7 @@ static Suite *faults_suite(void)
 	tcase_add_test(tc,
 	               test_obstructed_break_after_growth_starts_a_new_segment);
 	tcase_add_test(tc, test_a_break_free_again_is_used_again);
+	tcase_add_test(tc, test_freed_heap_memory_serves_a_large_request_without_address_space);
 	tcase_add_test(tc, test_obstructed_break_and_little_address_space_map_what_is_needed);
 	tcase_add_test(tc, test_foreign_sbrk_starts_a_new_segment);
 	tcase_add_test(tc, test_glibc_malloc_interleaving_on_the_break);
