@@ -53,7 +53,8 @@ extern "C" {
 #endif
 
 /* Allocate size bytes of uninitialised memory.  size 0 returns NULL (errno
- * unchanged).  Requests of 128 KiB and more get their own mapping. */
+ * unchanged).  Requests of 128 KiB and more get their own mapping (or,
+ * when the system refuses it, free heap memory; see osalloc(7)). */
 OSALLOC_API void *os_malloc(size_t size)
     OSALLOC_NOTHROW OSALLOC_MALLOC OSALLOC_ALLOC_SIZE(1) OSALLOC_WUR;
 

@@ -367,15 +367,6 @@ static bool junk_range(osa_block *b, size_t size, unsigned char **from,
 	return *to > *from;
 }
 
-static void junk_fill(osa_block *b, size_t size)
-{
-	unsigned char *from, *to;
-	if (!junk_range(b, size, &from, &to))
-		return;
-	OSA_VG_DEFINED(from, (size_t)(to - from));
-	memset(from, JUNK_BYTE, (size_t)(to - from));
-}
-
 /* Verifies the junk of free block b (of `size`) below `upto`. */
 static void junk_verify(osa_block *b, size_t size, uintptr_t upto)
 {
@@ -689,7 +680,7 @@ static void retire_top(struct osa_segment *s)
 	H.free_bytes -= size; /* make_free counts it again */
 	s->top = NULL;
 	if (OSA_UNLIKELY(osa_opt.junk))
-		junk_fill(t, size);
+		junk_fill_part(t, size, 0, UINTPTR_MAX);
 	make_free(t, size, block_flags(t));
 }
 
@@ -1112,16 +1103,23 @@ static osa_block *arena_alloc(size_t size, size_t *dirty, bool grow)
 	return carve_top(size, dirty);
 }
 
-osa_block *osa_heap_alloc(size_t size, size_t *dirty)
+/* The calling thread's arena, else the brk heap's. */
+static osa_block *heap_alloc(size_t size, size_t *dirty, bool grow)
 {
 	assert(size >= OSA_MIN_BLOCK && size % 16 == 0);
-	int saved = errno; /* a fallback that succeeds leaves it alone */
 	enter_thread_arena();
-	osa_block *b = arena_alloc(size, dirty, true);
+	osa_block *b = arena_alloc(size, dirty, grow);
 	if (OSA_UNLIKELY(!b) && A != &H.arenas[0]) {
 		A = &H.arenas[0]; /* no new mapping: the brk heap may serve */
-		b = arena_alloc(size, dirty, true);
+		b = arena_alloc(size, dirty, grow);
 	}
+	return b;
+}
+
+osa_block *osa_heap_alloc(size_t size, size_t *dirty)
+{
+	int saved = errno; /* a fallback that succeeds leaves it alone */
+	osa_block *b = heap_alloc(size, dirty, true);
 	if (b)
 		errno = saved;
 	return b;
@@ -1129,14 +1127,7 @@ osa_block *osa_heap_alloc(size_t size, size_t *dirty)
 
 osa_block *osa_heap_alloc_free_only(size_t size, size_t *dirty)
 {
-	assert(size >= OSA_MIN_BLOCK && size % 16 == 0);
-	enter_thread_arena();
-	osa_block *b = arena_alloc(size, dirty, false);
-	if (!b && A != &H.arenas[0]) {
-		A = &H.arenas[0];
-		b = arena_alloc(size, dirty, false);
-	}
-	return b;
+	return heap_alloc(size, dirty, false);
 }
 
 /* ---- free ---- */

@@ -250,28 +250,18 @@ static size_t usable_of_new(void *p)
 	return osa_large_usable(b);
 }
 
-/* A request of the mmap threshold or more whose mapping the system refused
- * (RLIMIT_AS, no address space): served from memory the heap holds free
- * already, as glibc's malloc serves it from its arena, without growing the
- * heap; NULL with ENOMEM when none is big enough.  Success keeps `saved`
- * as errno. */
-static void *from_free_heap(size_t size, size_t *dirty, int saved)
+/* A heap block for `size` bytes; with `grow`, the heap may grow for it,
+ * else only memory it holds free serves (errno unchanged on failure). */
+static void *from_heap(size_t size, size_t *dirty, bool grow)
 {
-	if (size >= (size_t)1 << 47) { /* more than any address space */
-		errno = ENOMEM;
-		return NULL;
-	}
+	size_t block = heap_block_for(size);
 	osa_heap_lock_acquire();
-	osa_block *b = osa_heap_alloc_free_only(heap_block_for(size), dirty);
+	osa_block *b = grow ? osa_heap_alloc(block, dirty)
+			    : osa_heap_alloc_free_only(block, dirty);
 	if (b && strict())
 		strict_arm(b, size);
 	osa_heap_lock_release();
-	if (!b) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	errno = saved;
-	return osa_block_to_ptr(b);
+	return b ? osa_block_to_ptr(b) : NULL;
 }
 
 /* Allocates size (1..OSA_MAX_REQUEST) bytes; *dirty is how many leading
@@ -283,8 +273,12 @@ OSA_COLD static void *alloc_slow(size_t size, size_t *dirty)
 		*dirty = 0;
 		int saved = errno;
 		void *p = osa_large_alloc(size, OSA_ALIGN);
-		if (!p) /* the system refused a mapping (RLIMIT_AS...) */
-			p = from_free_heap(size, dirty, saved);
+		/* The system refused a mapping (RLIMIT_AS...): memory the heap
+		 * holds free already may serve it, as glibc's arena does, but
+		 * never more than an address space holds. */
+		if (!p && size < (size_t)1 << 47 &&
+		    (p = from_heap(size, dirty, false)) != NULL)
+			errno = saved;
 		if (p)
 			osa_stats_count(true);
 		return p;
@@ -309,15 +303,10 @@ OSA_COLD static void *alloc_slow(size_t size, size_t *dirty)
 					 __ATOMIC_RELAXED);
 		return p;
 	}
-	osa_heap_lock_acquire();
-	osa_block *b = osa_heap_alloc(block, dirty);
-	osa_heap_lock_release();
-	if (!b)
-		return NULL;
-	osa_stats_count(true);
-	if (strict())
-		strict_arm(b, size);
-	return osa_block_to_ptr(b);
+	void *p = from_heap(size, dirty, true);
+	if (p)
+		osa_stats_count(true);
+	return p;
 }
 
 static void *alloc_common(size_t size, enum osa_api api, size_t *dirty)
